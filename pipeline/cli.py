@@ -1,0 +1,90 @@
+"""Shared command-line pieces of the jobs: common options, and user errors as one line, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import UserInputError
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_METADATA = REPO / "metadata" / "vocab_interim.txt.gz"
+DEFAULT_POOL = REPO / "data" / "sample_pool.parquet"
+
+
+def add_pool_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pool", default=str(DEFAULT_POOL),
+                        help="pool file or directory: Parquet, JSON lines, TSV/CSV, img2dataset output")
+    parser.add_argument("--url-col", help="url column (default: url/URL found automatically)")
+    parser.add_argument("--caption-col", help="caption column (default: caption/TEXT found automatically)")
+    parser.add_argument("--uid-col", help="the pool's own id column (default: uid/key if present)")
+    parser.add_argument("--max-caption-bytes", type=int, default=4096,
+                        help="longer captions are rejected (default 4096)")
+    parser.add_argument("--dedup", choices=("url_caption", "url", "none"), default="url_caption",
+                        help="exact duplicates to drop at ingest (default: same url and caption)")
+
+
+def add_metadata_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metadata", default=str(DEFAULT_METADATA),
+                        help="vocabulary: JSON list or one entry per line, optionally .gz")
+    parser.add_argument("--mode", choices=("default", "metaclip"), default="default",
+                        help="matching semantics (metaclip = MetaCLIP v1 exactly)")
+
+
+def add_balance_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--t", type=float, help="per-entry cap t (default 20000, MetaCLIP 400M)")
+    group.add_argument("--target-size", type=int, help="solve t so the expected selection has this size")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hash draws")
+
+
+def add_run_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("--out", "--run", dest="out", required=True, help=out_help)
+    parser.add_argument("--master", help="Spark master (default: from spark-submit, else local[*])")
+    parser.add_argument("--force", action="store_true", help="rerun stages even if their output is current")
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The user-facing message of a UserInputError, also when Spark wrapped it in a worker traceback."""
+    if isinstance(error, UserInputError):
+        return error.message
+    text = str(error)
+    if UserInputError.MARKER in text:
+        return text.split(UserInputError.MARKER, 1)[1].splitlines()[0]
+    if isinstance(error, FileNotFoundError):
+        return text
+    return None
+
+
+def run_job(main: Callable[[], int | None]) -> None:
+    """Run a job's main; a user's mistake prints one line and exits with status 2."""
+    try:
+        status = main()
+    except Exception as error:  # noqa: BLE001 - anything else is a bug and keeps its traceback
+        message = user_error_message(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(status or 0)
+
+
+def ingest_config(args: argparse.Namespace):
+    from pipeline.ingest import IngestConfig
+
+    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup)
+
+
+def balance_config(args: argparse.Namespace):
+    from pipeline.spark.balance import BalanceConfig
+
+    if args.target_size is not None:
+        if args.target_size <= 0:
+            raise UserInputError("--target-size must be positive")
+        return BalanceConfig(t=None, target_size=args.target_size, seed=args.seed)
+    t = 20000.0 if args.t is None else args.t
+    if t <= 0:
+        raise UserInputError("--t must be positive")
+    return BalanceConfig(t=t, seed=args.seed)

@@ -1,0 +1,32 @@
+"""Per-entry counts: how many distinct samples match each vocabulary entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.balancing import as_list_array
+
+COUNTS_SCHEMA = pa.schema([("entry_id", pa.int32()), ("count", pa.int64())])
+
+
+def count_entries(entry_ids, vocabulary_size: int) -> np.ndarray:
+    """Counts per entry id; each row lists distinct ids, so a row adds at most 1 to an entry."""
+    values = as_list_array(entry_ids).flatten().to_numpy(zero_copy_only=False)
+    return np.bincount(values, minlength=vocabulary_size).astype(np.int64)
+
+
+def sparse_counts(counts: np.ndarray) -> pa.RecordBatch:
+    """The nonzero counts as (entry_id, count) rows: what a worker sends back for summing."""
+    ids = np.flatnonzero(counts)
+    return pa.RecordBatch.from_arrays([pa.array(ids.astype(np.int32)), pa.array(counts[ids])],
+                                      schema=COUNTS_SCHEMA)
+
+
+def counts_table(entries: list[str], counts: np.ndarray, **extra_columns) -> pa.Table:
+    """The entry_counts dataset: one row per vocabulary entry, in vocabulary order."""
+    columns = {"entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
+               "entry": pa.array(entries, pa.string()),
+               "count": pa.array(counts.astype(np.int64))}
+    columns.update({name: pa.array(values) for name, values in extra_columns.items()})
+    return pa.table(columns)

@@ -1,0 +1,139 @@
+"""Ingest core: validate raw pool rows, give each a stable uid, record every rejected row with a reason.
+
+Works on `pipeline.pool.RawBatch`es and returns Arrow tables, so it runs the same in a test, a script or
+a Spark task. Exact duplicates are removed later, across the whole pool, by the Spark binding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.hashing import content_uid, pool_uid
+from pipeline.pool import RawBatch
+
+DEDUP_KEYS = ("url_caption", "url", "none")
+
+ROW_SCHEMA = pa.schema([
+    ("uid", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+    ("dedup_key", pa.string()),
+])
+
+REJECT_SCHEMA = pa.schema([
+    ("uid", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+    ("preview", pa.string()),
+])
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What makes a pool row acceptable and what counts as a duplicate."""
+
+    max_caption_bytes: int = 4096
+    dedup_key: str = "url_caption"
+
+
+def _invalid_utf8(column: pa.Array) -> np.ndarray:
+    """Rows whose bytes are not UTF-8 (fast path: the whole column validates at once)."""
+    try:
+        column.cast(pa.string())
+        return np.zeros(len(column), dtype=bool)
+    except pa.ArrowInvalid:
+        bad = np.zeros(len(column), dtype=bool)
+        for position, value in enumerate(column.to_pylist()):
+            if value is not None:
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad[position] = True
+        return bad
+
+
+def _is_null(column: pa.Array) -> np.ndarray:
+    return column.is_null().to_numpy(zero_copy_only=False)
+
+
+def _blank(column: pa.Array, valid: np.ndarray) -> np.ndarray:
+    """Null, or only whitespace (rows already known invalid are reported blank=False)."""
+    text = pc.if_else(pa.array(valid), column, pa.scalar(b"x", column.type)).cast(pa.string())
+    trimmed = pc.utf8_trim_whitespace(text)
+    return pc.equal(pc.utf8_length(trimmed), 0).fill_null(True).to_numpy(zero_copy_only=False)
+
+
+def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str] | None]:
+    """Per row: None if the row is usable, else (reason, detail). The first failing check wins."""
+    size = len(batch.rows)
+    reasons: list[tuple[str, str] | None] = list(batch.reader_rejects)
+    checks: list[tuple[np.ndarray, str, str]] = []
+    for name, column in (("url", batch.url), ("caption", batch.caption), ("uid", batch.uid)):
+        if column is None:
+            continue
+        invalid = _invalid_utf8(column)
+        checks.append((invalid, "invalid_utf8", f"{name} is not valid UTF-8"))
+        missing = _blank(column, ~invalid)
+        checks.append((missing & ~invalid, f"missing_{name}", f"{name} is null or blank"))
+    lengths = pc.binary_length(batch.caption).fill_null(0).to_numpy(zero_copy_only=False)
+    too_long = lengths > config.max_caption_bytes
+    checks.append((too_long, "caption_too_long", f"caption longer than {config.max_caption_bytes} bytes"))
+    for mask, reason, detail in checks:
+        for position in np.flatnonzero(mask):
+            if reasons[position] is None:
+                extra = f" ({lengths[position]} bytes)" if reason == "caption_too_long" else ""
+                reasons[position] = (reason, detail + extra)
+    assert len(reasons) == size
+    return reasons
+
+
+def _preview(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return value[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS]
+
+
+def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Table]:
+    """Split a raw batch into canonical rows (ROW_SCHEMA) and rejects (REJECT_SCHEMA)."""
+    reasons = reject_reasons(batch, config)
+    urls = batch.url.to_pylist()
+    captions = batch.caption.to_pylist()
+    given = batch.uid.to_pylist() if batch.uid is not None else None
+    good: dict[str, list] = {name: [] for name in ROW_SCHEMA.names}
+    bad: dict[str, list] = {name: [] for name in REJECT_SCHEMA.names}
+    for position, reason in enumerate(reasons):
+        if reason is not None:
+            bad["uid"].append(None)
+            bad["reason"].append(reason[0])
+            bad["detail"].append(reason[1])
+            bad["source_file"].append(batch.path)
+            bad["source_row"].append(batch.rows[position])
+            bad["preview"].append(_preview(captions[position]))
+            continue
+        url, caption = urls[position], captions[position]
+        content = content_uid(url, caption)
+        good["uid"].append(pool_uid(given[position].decode("utf-8")) if given is not None else content)
+        good["url"].append(url.decode("utf-8"))
+        good["caption"].append(caption.decode("utf-8"))
+        good["source_file"].append(batch.path)
+        good["source_row"].append(batch.rows[position])
+        good["dedup_key"].append(_dedup_key(config.dedup_key, url, content))
+    return pa.table(good, schema=ROW_SCHEMA), pa.table(bad, schema=REJECT_SCHEMA)
+
+
+def _dedup_key(kind: str, url: bytes, content: str) -> str | None:
+    if kind == "url_caption":
+        return content
+    if kind == "url":
+        return hashlib.blake2b(url, digest_size=16).hexdigest()
+    return None

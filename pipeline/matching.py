@@ -1,0 +1,119 @@
+"""Substring matching of captions against a metadata vocabulary with one Aho-Corasick automaton.
+
+Two modes share the engine; they differ only in how captions and entries are prepared:
+- "metaclip": MetaCLIP v1 exactly. The caption is padded with a space at each end, `, . ; : ? ! `` get a
+  space on each side, tab/newline/CR become spaces; an entry matches when " entry " occurs in it.
+- "default": entries and captions get the same normalization (NFKC, casefold, punctuation, quotes,
+  brackets, hyphens and slashes as separate tokens, possessive 's split off, whitespace collapsed), so
+  "Dog's", "dog," and "(DOG)" all match the entry "dog", and every entry matches a caption equal to itself.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable, Iterable, Sequence
+
+import ahocorasick
+
+from pipeline.errors import UserInputError
+
+MODES = ("default", "metaclip")
+
+_METACLIP_WRAPPED = (",", ".", ";", ":", "?", "!", "`")
+_METACLIP_SPACED = ("\t", "\n", "\r")
+
+
+def metaclip_prepare(text: str) -> str:
+    """MetaCLIP v1's `spacing`: the caption as its substring matcher sees it."""
+    text = f" {text} "
+    for char in _METACLIP_WRAPPED:
+        text = text.replace(char, f" {char} ")
+    for char in _METACLIP_SPACED:
+        text = text.replace(char, " ")
+    return text
+
+
+# Characters that always stand as tokens of their own in default mode.
+_DEFAULT_WRAPPED = ",.;:?!`\"()[]{}<>/\\|-\u2013\u2014\u2026"
+_QUOTE_FOLDING = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'",
+    **{quote: ' " ' for quote in "\u201c\u201d\u201e\u00ab\u00bb"},
+}
+_DEFAULT_TABLE = str.maketrans(
+    {**{char: f" {char} " for char in _DEFAULT_WRAPPED}, **_QUOTE_FOLDING}
+)
+_POSSESSIVE = re.compile(r"(?<=\w)'s\b")
+# A quote that is not inside a word (don't, o'clock stay whole) and not the possessive token 's.
+_LONE_QUOTE = re.compile(r"(?<!\w)'(?!s\b)|'(?!\w)")
+
+
+def default_normalize(text: str) -> str:
+    """Normalization used on both sides in default mode (no padding)."""
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold()
+    text = text.translate(_DEFAULT_TABLE)
+    if "'" in text:
+        text = _LONE_QUOTE.sub(" ' ", _POSSESSIVE.sub(" 's", text))
+    return " ".join(text.split())
+
+
+def default_prepare(text: str) -> str:
+    return f" {default_normalize(text)} "
+
+
+def _entry_key(entry: str, mode: str) -> str:
+    if mode == "metaclip":
+        return f" {entry} "
+    return f" {default_normalize(entry)} "
+
+
+class Matcher:
+    """Finds, for a caption, the sorted distinct ids of the vocabulary entries it contains."""
+
+    def __init__(self, entries: Sequence[str], mode: str = "default"):
+        if mode not in MODES:
+            raise UserInputError(f"unknown matching mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self.size = len(entries)
+        self._prepare: Callable[[str], str] = metaclip_prepare if mode == "metaclip" else default_prepare
+        # Distinct entries can share a key in default mode ("T-shirt", "t-shirt"): such a key's value is
+        # a negative index into _shared_ids; a plain key's value is its entry id (the fast path).
+        self._shared_ids: list[tuple[int, ...]] = []
+        self._automaton = self._build(entries)
+
+    def _build(self, entries: Sequence[str]) -> ahocorasick.Automaton:
+        ids_by_key: dict[str, list[int]] = {}
+        for entry_id, entry in enumerate(entries):
+            key = _entry_key(entry, self.mode)
+            if not key.strip():
+                raise UserInputError(f"vocabulary entry {entry_id} ({entry!r}) is empty after normalization")
+            ids_by_key.setdefault(key, []).append(entry_id)
+        automaton = ahocorasick.Automaton()
+        for key, ids in ids_by_key.items():
+            if len(ids) == 1:
+                automaton.add_word(key, ids[0])
+            else:
+                self._shared_ids.append(tuple(ids))
+                automaton.add_word(key, -len(self._shared_ids))
+        automaton.make_automaton()
+        return automaton
+
+    def match(self, text: str) -> list[int]:
+        """Sorted distinct entry ids whose key occurs in the prepared caption."""
+        found = {value for _, value in self._automaton.iter(self._prepare(text))}
+        if self._shared_ids and any(value < 0 for value in found):
+            found = self._expand_shared(found)
+        return sorted(found)
+
+    def _expand_shared(self, found: set[int]) -> set[int]:
+        expanded = {value for value in found if value >= 0}
+        for value in found:
+            if value < 0:
+                expanded.update(self._shared_ids[-value - 1])
+        return expanded
+
+    def match_batch(self, texts: Iterable[str]) -> list[list[int]]:
+        return [self.match(text) for text in texts]

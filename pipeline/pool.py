@@ -1,0 +1,313 @@
+"""Read a raw pool (Parquet, JSON lines, TSV/CSV, img2dataset output) as Arrow batches.
+
+Pure Python/Arrow: the Spark binding only decides which worker reads which `PoolUnit`.
+A pool is split into units (a Parquet row group, or a whole text file) that are read independently.
+Text values come back as bytes exactly as stored, so that validation (`pipeline.ingest`) can tell
+invalid UTF-8 apart from text; rows a reader cannot parse come back with a reject reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import UserInputError
+
+FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv"}
+URL_NAMES = ("url", "URL", "image_url", "img_url")
+CAPTION_NAMES = ("caption", "TEXT", "text", "alt_text", "alt")
+UID_NAMES = ("uid", "key")
+# csv's default field limit (128 KiB) would turn a long caption into a parse error instead of a reject.
+csv.field_size_limit(sys.maxsize)
+
+
+def file_format(path: Path) -> str | None:
+    suffixes = path.suffixes
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def discover(pool: str | Path) -> list[Path]:
+    """Pool files in a stable order: the file itself, or every supported file under a directory."""
+    pool = Path(pool)
+    if pool.is_file():
+        if file_format(pool) is None:
+            raise UserInputError(f"{pool}: unsupported pool format (use {', '.join(sorted(FORMATS))}, optionally .gz)")
+        return [pool]
+    if not pool.is_dir():
+        raise UserInputError(f"{pool}: pool not found")
+    files = sorted(
+        path for path in pool.rglob("*")
+        if path.is_file() and file_format(path) and not path.name.startswith(("_", "."))
+    )
+    if not files:
+        raise UserInputError(f"{pool}: no pool files (.parquet, .jsonl, .tsv, .csv) in this directory")
+    return files
+
+
+def _open_text(path: Path):
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    # surrogateescape keeps undecodable bytes recoverable, so they become an invalid_utf8 reject.
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _looks_like_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _text_columns(path: Path, fmt: str) -> tuple[list[str], bool, dict[str, str]]:
+    """Column names of a text file, whether its first line is a header, and first-row values."""
+    with _open_text(path) as handle:
+        if fmt == "jsonl":
+            for line in handle:
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        return [], False, {}
+                    names = list(record) if isinstance(record, dict) else []
+                    return names, False, {k: v for k, v in record.items() if isinstance(v, str)} if names else {}
+            return [], False, {}
+        reader = _csv_reader(handle, fmt)
+        first = next(reader, None)
+    if first is None:
+        return [], True, {}
+    if any(_looks_like_url(value) for value in first):
+        names = [f"col{index}" for index in range(len(first))]
+        return names, False, dict(zip(names, first))
+    return first, True, {}
+
+
+def _csv_reader(handle, fmt: str):
+    if fmt == "tsv":
+        return csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(handle)
+
+
+@dataclass(frozen=True)
+class PoolColumns:
+    """Which source columns hold the url, the caption and (optionally) the pool's own id."""
+
+    url: str
+    caption: str
+    uid: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolUnit:
+    """One independently readable piece of a pool: a Parquet row group or a whole text file."""
+
+    path: str
+    fmt: str
+    row_group: int | None = None
+    first_row: int = 0
+    has_header: bool = True
+    column_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _pick(names: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
+          path: Path) -> str | None:
+    if wanted is not None:
+        if wanted not in names:
+            raise UserInputError(f"{path}: no column {wanted!r} for the {role} (columns: {', '.join(names) or 'none'})")
+        return wanted
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    return None
+
+
+def _infer_headerless(names: list[str], first_row: dict[str, str]) -> tuple[str | None, str | None]:
+    """In a file without a header (CC3M's caption<TAB>url), the url column is the one holding a url."""
+    urls = [name for name in names if _looks_like_url(first_row.get(name, ""))]
+    others = [name for name in names if name not in urls]
+    return (urls[0] if len(urls) == 1 else None), (others[0] if len(others) == 1 else None)
+
+
+def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | None = None,
+            uid_col: str | None = None) -> tuple[list[PoolUnit], PoolColumns]:
+    """Plan the units of a pool and find its columns; a missing column is an error naming the file."""
+    units: list[PoolUnit] = []
+    chosen: PoolColumns | None = None
+    for path in discover(pool):
+        fmt = file_format(path)
+        if fmt == "parquet":
+            try:
+                meta = pq.ParquetFile(path).metadata
+            except (pa.ArrowException, OSError) as err:
+                raise UserInputError(f"{path}: not a readable Parquet file ({err})") from None
+            names, has_header, first_row = list(meta.schema.names), True, {}
+        else:
+            names, has_header, first_row = _text_columns(path, fmt)
+        url = _pick(names, url_col, URL_NAMES, "url", path)
+        caption = _pick(names, caption_col, CAPTION_NAMES, "caption", path)
+        if not has_header and (url is None or caption is None):
+            guessed_url, guessed_caption = _infer_headerless(names, first_row)
+            url, caption = url or guessed_url, caption or guessed_caption
+        uid = _pick(names, uid_col, UID_NAMES, "uid", path)
+        if names == [] and fmt != "parquet":
+            continue  # an empty text file holds no rows: nothing to read, nothing to account for
+        for role, column, flag in (("url", url, "--url-col"), ("caption", caption, "--caption-col")):
+            if column is None:
+                raise UserInputError(
+                    f"{path}: cannot find the {role} column (columns: {', '.join(names) or 'none'}); pass {flag}"
+                )
+        columns = PoolColumns(url=url, caption=caption, uid=uid)
+        if chosen is not None and columns != chosen:
+            raise UserInputError(f"{path}: columns {columns} differ from the rest of the pool ({chosen})")
+        chosen = columns
+        if fmt == "parquet":
+            first = 0
+            for group in range(meta.num_row_groups):
+                units.append(PoolUnit(str(path), fmt, row_group=group, first_row=first))
+                first += meta.row_group(group).num_rows
+        else:
+            units.append(PoolUnit(str(path), fmt, has_header=has_header, column_names=tuple(names)))
+    if chosen is None:
+        raise UserInputError(f"{pool}: the pool is empty")
+    return units, chosen
+
+
+@dataclass
+class RawBatch:
+    """Rows of one unit as raw bytes, with the row numbers and any reason the reader rejected a row for."""
+
+    path: str
+    rows: list[int]
+    url: pa.Array
+    caption: pa.Array
+    uid: pa.Array | None
+    reader_rejects: list[tuple[str, str] | None]
+
+
+def _as_bytes(value) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b"\xff"  # an unpaired surrogate from a JSON escape: reported as invalid UTF-8
+
+
+def _binary(values: list) -> pa.Array:
+    return pa.array([_as_bytes(value) for value in values], type=pa.binary())
+
+
+def read_unit(unit: PoolUnit, columns: PoolColumns, batch_rows: int = 65536) -> Iterator[RawBatch]:
+    """Yield the rows of one unit in batches."""
+    if unit.fmt == "parquet":
+        yield from _read_parquet(unit, columns, batch_rows)
+    else:
+        yield from _read_text(unit, columns, batch_rows)
+
+
+def _read_parquet(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterator[RawBatch]:
+    wanted = [columns.url, columns.caption] + ([columns.uid] if columns.uid else [])
+    try:
+        table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=list(dict.fromkeys(wanted)))
+    except (pa.ArrowException, OSError) as err:
+        raise UserInputError(f"{unit.path}: row group {unit.row_group} cannot be read ({err})") from None
+    for offset in range(0, max(table.num_rows, 1), batch_rows):
+        part = table.slice(offset, batch_rows)
+        if part.num_rows == 0:
+            return
+        start = unit.first_row + offset
+        yield RawBatch(
+            path=unit.path,
+            rows=list(range(start, start + part.num_rows)),
+            url=_column_bytes(part.column(columns.url), unit.path, columns.url),
+            caption=_column_bytes(part.column(columns.caption), unit.path, columns.caption),
+            uid=_column_bytes(part.column(columns.uid), unit.path, columns.uid) if columns.uid else None,
+            reader_rejects=[None] * part.num_rows,
+        )
+
+
+def _column_bytes(column: pa.ChunkedArray, path: str, name: str) -> pa.Array:
+    """A text column as binary (zero-copy for strings); other types are rendered as text."""
+    column = column.combine_chunks()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.binary() if pa.types.is_string(column.type) else pa.large_binary())
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return column
+    if pa.types.is_integer(column.type):
+        return _binary(column.to_pylist())
+    raise UserInputError(f"{path}: column {name!r} has type {column.type}, expected text")
+
+
+def _read_text(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterator[RawBatch]:
+    wanted = (columns.url, columns.caption, columns.uid)
+    with _open_text(Path(unit.path)) as handle:
+        if unit.fmt == "jsonl":
+            records = _json_records(handle)
+        else:
+            records = _csv_records(handle, unit, {name: i for i, name in enumerate(unit.column_names)})
+        chunk: list[tuple[int, dict | None, tuple[str, str] | None]] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == batch_rows:
+                yield _text_batch(unit.path, chunk, wanted)
+                chunk = []
+        if chunk:
+            yield _text_batch(unit.path, chunk, wanted)
+
+
+def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None]) -> RawBatch:
+    url_col, caption_col, uid_col = wanted
+    empty: dict = {}
+
+    def values(column: str) -> pa.Array:
+        return _binary([(record or empty).get(column) for _, record, _ in chunk])
+
+    return RawBatch(
+        path=path,
+        rows=[row for row, _, _ in chunk],
+        url=values(url_col),
+        caption=values(caption_col),
+        uid=values(uid_col) if uid_col else None,
+        reader_rejects=[reject for _, _, reject in chunk],
+    )
+
+
+def _json_records(handle) -> Iterator[tuple[int, dict | None, tuple[str, str] | None]]:
+    for line_number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield line_number, None, ("malformed_row", f"invalid JSON: {err.msg}")
+            continue
+        if not isinstance(record, dict):
+            yield line_number, None, ("malformed_row", f"a JSON {type(record).__name__}, not an object")
+            continue
+        yield line_number, record, None
+
+
+def _csv_records(handle, unit: PoolUnit, index: dict[str, int]):
+    reader = _csv_reader(handle, unit.fmt)
+    if unit.has_header:
+        next(reader, None)
+    width = len(index)
+    try:
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != width:
+                yield reader.line_num, None, ("malformed_row", f"{len(fields)} fields, expected {width}")
+                continue
+            yield reader.line_num, {name: fields[position] for name, position in index.items()}, None
+    except csv.Error as err:
+        raise UserInputError(f"{unit.path}:{reader.line_num}: cannot parse ({err})") from None

@@ -1,0 +1,1 @@
+"""Spark bindings of the stages: the only package that imports pyspark."""

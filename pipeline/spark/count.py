@@ -1,0 +1,51 @@
+"""Spark binding of counting: partial bincounts per partition, summed on the driver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+
+from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts
+from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.spark.outputs import ddl
+
+STAGE = "entry_counts"
+COUNTS_FILE = "counts.parquet"
+
+
+def _partial_counts(vocabulary_size: int):
+    def run(batches):
+        total = np.zeros(vocabulary_size, dtype=np.int64)
+        for batch in batches:
+            total += count_entries(batch.column("entry_ids"), vocabulary_size)
+        yield sparse_counts(total)
+    return run
+
+
+def entry_counts(df: DataFrame, vocabulary_size: int) -> np.ndarray:
+    """Samples per entry over a DataFrame with an `entry_ids` column."""
+    partials = df.select("entry_ids").mapInArrow(_partial_counts(vocabulary_size), ddl(COUNTS_SCHEMA))
+    counts = np.zeros(vocabulary_size, dtype=np.int64)
+    for row in partials.groupBy("entry_id").sum("count").collect():
+        counts[row[0]] = row[1]
+    return counts
+
+
+def run_count(spark: SparkSession, run_dir: Path, entries: list[str], force: bool = False) -> dict:
+    matches_dir = Path(run_dir) / "matches"
+    upstream = read_manifest(matches_dir)
+    if upstream is None:
+        raise FileNotFoundError(f"{matches_dir}: run the match stage first")
+
+    def body(out_dir: Path) -> StageResult:
+        counts = entry_counts(spark.read.parquet(str(matches_dir)), len(entries))
+        pq.write_table(counts_table(entries, counts), out_dir / COUNTS_FILE)
+        return StageResult(rows_in=upstream["rows_out"], rows_out=upstream["rows_out"], extra={
+            "entries": len(entries), "entries_matched": int((counts > 0).sum()),
+            "matches": int(counts.sum())})
+
+    return run_stage(run_dir, STAGE, {"vocabulary_size": len(entries)}, {"matches": upstream["fingerprint"]},
+                     body, force=force)

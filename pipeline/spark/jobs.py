@@ -1,0 +1,52 @@
+"""What each spark-submit job does once its arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import cli
+from pipeline.metadata import entries_fingerprint, load_entries
+from pipeline.spark.balance import run_balance
+from pipeline.spark.count import run_count
+from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.ingest import run_ingest
+from pipeline.spark.match import run_match
+from pipeline.spark.session import get_spark
+from pipeline.summary import format_summary
+
+
+def curate_text_command(args: argparse.Namespace) -> None:
+    config = TextCurationConfig(
+        pool=args.pool, metadata=args.metadata, out=args.out, mode=args.mode,
+        balance=cli.balance_config(args), ingest=cli.ingest_config(args),
+        url_col=args.url_col, caption_col=args.caption_col, uid_col=args.uid_col, force=args.force)
+    manifests = curate_text(get_spark("metacurate-curate-text", args.master), config)
+    print(format_summary(Path(args.out), manifests))
+
+
+def ingest_command(args: argparse.Namespace) -> None:
+    spark = get_spark("metacurate-ingest", args.master)
+    manifest = run_ingest(spark, args.pool, Path(args.out), cli.ingest_config(args), args.url_col,
+                          args.caption_col, args.uid_col, force=args.force)
+    print(format_summary(Path(args.out), {"ingest": manifest}))
+
+
+def match_command(args: argparse.Namespace) -> None:
+    entries = load_entries(args.metadata)
+    spark = get_spark("metacurate-match", args.master)
+    manifest = run_match(spark, Path(args.out), entries, entries_fingerprint(entries), args.mode, force=args.force)
+    print(format_summary(Path(args.out), {"matches": manifest}))
+
+
+def count_command(args: argparse.Namespace) -> None:
+    entries = load_entries(args.metadata)
+    manifest = run_count(get_spark("metacurate-count", args.master), Path(args.out), entries, force=args.force)
+    print(format_summary(Path(args.out), {"entry_counts": manifest}))
+
+
+def balance_command(args: argparse.Namespace) -> None:
+    entries = load_entries(args.metadata)
+    spark = get_spark("metacurate-balance", args.master)
+    manifest = run_balance(spark, Path(args.out), entries, cli.balance_config(args), force=args.force)
+    print(format_summary(Path(args.out), {"selection": manifest}))

@@ -1,0 +1,21 @@
+"""A short human summary of a run's stage manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def format_summary(run_dir: Path, manifests: dict[str, dict]) -> str:
+    lines = [f"run: {Path(run_dir).resolve()}"]
+    for stage, manifest in manifests.items():
+        rejected = manifest.get("rejected") or {}
+        reasons = ", ".join(f"{reason} {count}" for reason, count in rejected.items()) or "none"
+        state = "skipped (current)" if manifest.get("skipped") else f"{manifest['wall_seconds']:.1f}s"
+        lines.append(f"  {stage:<13} in {manifest['rows_in']:>9,}  out {manifest['rows_out']:>9,}  "
+                     f"rejected: {reasons}  [{state}]")
+    selection = manifests.get("selection")
+    if selection:
+        lines.append(f"  t = {selection['t']:.6g}, expected size {selection['expected_size']:,.1f}, "
+                     f"selected {selection['selected']:,}")
+        lines.append(f"  selection: {Path(run_dir).resolve() / 'selection'}")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Shared fixtures: one local SparkSession per test session, the shipped vocabulary, the real captions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+LAION = SHARED / "captions" / "laion_style_10k.parquet"
+CC3M = SHARED / "captions" / "cc3m_val.tsv"
+VOCAB = REPO / "metadata" / "vocab_interim.txt.gz"
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def real_captions() -> list[str]:
+    """Every caption of both real caption files (the laion file has a few nulls, left out here)."""
+    if not LAION.exists():
+        pytest.skip("../shared/data is not beside the repo")
+    laion = [text for text in pq.read_table(LAION, columns=["TEXT"]).column("TEXT").to_pylist() if text]
+    with open(CC3M, encoding="utf-8") as lines:
+        cc3m = [line.rstrip("\n").split("\t")[0] for line in lines]
+    return laion + cc3m
+
+
+@pytest.fixture(scope="session")
+def captions() -> list[str]:
+    return real_captions()
+
+
+@pytest.fixture(scope="session")
+def entries() -> list[str]:
+    from pipeline.metadata import load_entries
+
+    return load_entries(VOCAB)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pipeline.spark.session import get_spark
+
+    session = get_spark("metacurate-tests", "local[2]")
+    yield session
+    session.stop()
