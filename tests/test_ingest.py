@@ -1,0 +1,104 @@
+"""Pool reading and row validation without Spark: every row ends as a row or a reject with a reason."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.errors import UserInputError
+from pipeline.ingest import IngestConfig, canonicalize
+from pipeline.pool import resolve, read_unit
+
+from conftest import CC3M, LAION
+
+
+def ingest_all(pool_path, **columns):
+    units, found = resolve(pool_path, **columns)
+    good, bad = [], []
+    for unit in units:
+        for raw in read_unit(unit, found):
+            rows, rejects = canonicalize(raw, IngestConfig())
+            good += rows.to_pylist()
+            bad += rejects.to_pylist()
+    return good, bad
+
+
+def write_bad_parquet(path):
+    table = pa.table({
+        "url": pa.array([b"http://a/1.jpg", b"http://a/2.jpg", None, b"http://a/4.jpg", b"http://a/5.jpg",
+                         b"http://a/6.jpg", b"http://a/7.jpg"], pa.binary()),
+        "caption": pa.array([b"a dog", None, b"a cat", b"   ", b"caf\xe9 latte", b"x" * 1_000_000, b"ok"],
+                            pa.binary()),
+    })
+    pq.write_table(table, path)
+
+
+def test_every_bad_row_is_rejected_with_its_reason_file_and_row(tmp_path):
+    write_bad_parquet(tmp_path / "pool.parquet")
+    good, bad = ingest_all(tmp_path / "pool.parquet")
+    assert [row["caption"] for row in good] == ["a dog", "ok"]
+    reasons = {row["source_row"]: row["reason"] for row in bad}
+    assert reasons == {1: "missing_caption", 2: "missing_url", 3: "missing_caption", 4: "invalid_utf8",
+                       5: "caption_too_long"}
+    assert all(row["source_file"].endswith("pool.parquet") for row in bad)
+    assert len(good) + len(bad) == 7
+
+
+def test_text_formats_report_line_numbers(tmp_path):
+    (tmp_path / "pool.tsv").write_bytes(
+        b"caption\turl\na dog\thttp://a/1\nbad \xff bytes\thttp://a/2\nonly one field\n\thttp://a/4\n")
+    (tmp_path / "more.jsonl").write_text(
+        json.dumps({"url": "http://b/1", "caption": "a cat"}) + "\n{not json\n"
+        + json.dumps({"url": "http://b/3", "caption": None}) + "\n")
+    good, bad = ingest_all(tmp_path)
+    assert sorted(row["caption"] for row in good) == ["a cat", "a dog"]
+    found = {(row["source_file"].rsplit("/", 1)[1], row["source_row"], row["reason"]) for row in bad}
+    assert found == {("pool.tsv", 3, "invalid_utf8"), ("pool.tsv", 4, "malformed_row"),
+                     ("pool.tsv", 5, "missing_caption"), ("more.jsonl", 2, "malformed_row"),
+                     ("more.jsonl", 3, "missing_caption")}
+
+
+def test_uid_is_stable_and_content_based():
+    good_a, _ = ingest_all(LAION)
+    good_b, _ = ingest_all(LAION)
+    assert [row["uid"] for row in good_a] == [row["uid"] for row in good_b]
+    assert all(len(row["uid"]) == 32 for row in good_a)
+
+
+def test_headerless_cc3m_tsv_is_understood():
+    units, columns = resolve(CC3M)
+    assert (columns.url, columns.caption) == ("col1", "col0")
+    good, bad = ingest_all(CC3M)
+    assert len(good) + len(bad) == sum(1 for _ in open(CC3M, encoding="utf-8"))
+    assert good[0]["url"].startswith("http")
+
+
+def test_pool_uid_column_is_used(tmp_path):
+    pq.write_table(pa.table({"key": ["000000001", "0" * 31 + "A"], "url": ["http://a", "http://b"],
+                             "caption": ["x", "y"]}), tmp_path / "i2d.parquet")
+    good, _ = ingest_all(tmp_path / "i2d.parquet")
+    assert good[1]["uid"] == "0" * 31 + "a"
+    assert good[0]["uid"] != good[1]["uid"] and len(good[0]["uid"]) == 32
+
+
+def test_missing_column_names_the_file(tmp_path):
+    pq.write_table(pa.table({"url": ["http://a"], "description": ["x"]}), tmp_path / "pool.parquet")
+    with pytest.raises(UserInputError, match=r"pool.parquet: cannot find the caption column .*--caption-col"):
+        resolve(tmp_path / "pool.parquet")
+    with pytest.raises(UserInputError, match=r"pool.parquet: no column 'text'"):
+        resolve(tmp_path / "pool.parquet", caption_col="text")
+
+
+def test_corrupt_parquet_names_the_file(tmp_path):
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(UserInputError, match=r"broken.parquet: not a readable Parquet file"):
+        resolve(tmp_path)
+
+
+def test_empty_pool_is_a_clear_error(tmp_path):
+    with pytest.raises(UserInputError, match="no pool files"):
+        resolve(tmp_path)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(UserInputError, match="the pool is empty"):
+        resolve(tmp_path)

@@ -1,0 +1,130 @@
+"""Text curation on a local Spark session: invariance, accounting, bad input, skipping reruns."""
+
+import json
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.errors import UserInputError
+from pipeline.ingest import IngestConfig
+from pipeline.rundir import MANIFEST, REJECTS
+from pipeline.spark.balance import BalanceConfig
+from pipeline.spark.curate import TEXT_STAGES, TextCurationConfig, curate_text
+
+from conftest import LAION
+
+
+@pytest.fixture(scope="module")
+def head_vocab(tmp_path_factory):
+    """Frequent words only, so most captions match head entries and balancing really draws."""
+    from wordfreq import top_n_list
+
+    path = tmp_path_factory.mktemp("vocab") / "head.txt"
+    path.write_text("\n".join(top_n_list("en", 3000)) + "\n")
+    return path
+
+
+def split_pool(source, directory, parts, shuffle_seed=None):
+    rows = pq.read_table(source, columns=["URL", "TEXT"]).to_pylist()
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(rows)
+    directory.mkdir(parents=True)
+    for part in range(parts):
+        pq.write_table(pa.Table.from_pylist(rows[part::parts]), directory / f"part-{part:03d}.parquet")
+    return directory
+
+
+def curate(spark, pool, out, vocab, t=40.0, seed=0, shuffle_partitions=4, **extra):
+    spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    config = TextCurationConfig(pool=str(pool), metadata=str(vocab), out=str(out),
+                                balance=BalanceConfig(t=t, seed=seed), **extra)
+    return curate_text(spark, config)
+
+
+def selected_uids(run_dir):
+    return set(pq.read_table(run_dir / "selection", columns=["uid"]).column("uid").to_pylist())
+
+
+def test_selection_is_identical_across_partitionings_and_row_order(spark, tmp_path, head_vocab):
+    runs = {}
+    for name, parts, order in (("p1", 1, None), ("p2", 2, None), ("p8", 8, None), ("shuffled", 3, 7)):
+        pool = split_pool(LAION, tmp_path / f"pool-{name}", parts, order)
+        curate(spark, pool, tmp_path / name, head_vocab, shuffle_partitions=parts)
+        runs[name] = selected_uids(tmp_path / name)
+    assert 1000 < len(runs["p1"]) < 9000  # balancing really drew
+    assert runs["p1"] == runs["p2"] == runs["p8"] == runs["shuffled"]
+    curate(spark, tmp_path / "pool-p2", tmp_path / "seed1", head_vocab, seed=1)
+    assert selected_uids(tmp_path / "seed1") != runs["p1"]
+
+
+def test_manifests_add_up_and_outputs_follow_the_contract(spark, tmp_path, head_vocab):
+    manifests = curate(spark, LAION, tmp_path / "run", head_vocab)
+    for stage in TEXT_STAGES:
+        manifest = json.loads((tmp_path / "run" / stage / MANIFEST).read_text())
+        assert manifest["rows_in"] == manifest["rows_out"] + sum(manifest["rejected"].values())
+        assert manifest["wall_seconds"] >= 0 and manifest["config"] is not None
+    assert manifests["ingest"]["rows_in"] == pq.ParquetFile(LAION).metadata.num_rows
+    assert manifests["matches"]["rows_in"] == manifests["ingest"]["rows_out"]
+    assert manifests["selection"]["rows_in"] == manifests["matches"]["rows_out"]
+    rejects = pq.read_table(tmp_path / "run" / "ingest" / REJECTS).to_pylist()
+    assert len(rejects) == sum(manifests["ingest"]["rejected"].values())
+    selection = pq.read_table(tmp_path / "run" / "selection")
+    assert selection.column_names == ["uid", "url", "caption", "entry_ids", "keep_prob"]
+    assert len(set(selection.column("uid").to_pylist())) == selection.num_rows
+    counts = pq.read_table(tmp_path / "run" / "entry_counts").to_pydict()
+    assert counts["entry_id"][:3] == [0, 1, 2] and len(counts["entry"]) == 3000
+    t = manifests["selection"]["t"]
+    for count, selected in zip(counts["count"], counts["selected"]):
+        assert selected <= count
+        if count <= t:
+            assert selected == count
+
+
+def test_rerun_with_same_config_is_skipped_and_changed_config_is_not(spark, tmp_path, head_vocab):
+    curate(spark, LAION, tmp_path / "run", head_vocab)
+    before = selected_uids(tmp_path / "run")
+    again = curate(spark, LAION, tmp_path / "run", head_vocab)
+    assert all(manifest["skipped"] for manifest in again.values())
+    changed = curate(spark, LAION, tmp_path / "run", head_vocab, t=20.0)
+    assert [changed[stage]["skipped"] for stage in TEXT_STAGES] == [True, True, True, False]
+    assert selected_uids(tmp_path / "run") < before
+
+
+def test_bad_rows_in_every_format_are_accounted_for(spark, tmp_path, head_vocab):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    pq.write_table(pa.table({
+        "url": pa.array([b"http://a/1", b"http://a/2", None, b"http://a/4", b"http://a/1"], pa.binary()),
+        "caption": pa.array([b"the dog", None, b"the cat", b"caf\xe9 time", b"the dog"], pa.binary()),
+    }), pool / "a.parquet")
+    (pool / "b.tsv").write_bytes(b"caption\turl\nthe house\thttp://b/1\n\thttp://b/2\n" + b"y" * 1_000_000
+                                 + b"\thttp://b/3\nbroken line\n")
+    (pool / "c.jsonl").write_text('{"url": "http://c/1", "caption": "the zebra"}\n{oops\n')
+    manifests = curate(spark, pool, tmp_path / "run", head_vocab)
+    ingest = manifests["ingest"]
+    assert ingest["rows_in"] == 11
+    assert ingest["rejected"] == {"caption_too_long": 1, "duplicate": 1, "invalid_utf8": 1,
+                                  "malformed_row": 2, "missing_caption": 2, "missing_url": 1}
+    assert ingest["rows_out"] == 3
+    rejects = pq.read_table(tmp_path / "run" / "ingest" / REJECTS).to_pylist()
+    assert {(r["source_file"].rsplit("/", 1)[1], r["source_row"]) for r in rejects if r["reason"] == "malformed_row"} \
+        == {("b.tsv", 5), ("c.jsonl", 2)}
+
+
+def test_corrupt_parquet_and_empty_pool_are_clear_errors(spark, tmp_path, head_vocab):
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "x.parquet").write_bytes(b"garbage")
+    with pytest.raises(UserInputError, match=r"x.parquet: not a readable Parquet file"):
+        curate(spark, tmp_path / "pool", tmp_path / "run", head_vocab)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="no pool files"):
+        curate(spark, tmp_path / "empty", tmp_path / "run2", head_vocab)
+    assert not (tmp_path / "run" / "ingest").exists()
+
+
+def test_vocabulary_with_duplicates_is_a_clear_error(spark, tmp_path):
+    (tmp_path / "v.txt").write_text("dog\ncat\ndog\n")
+    with pytest.raises(UserInputError, match=r"v.txt: line 3 duplicates line 1"):
+        curate(spark, LAION, tmp_path / "run", tmp_path / "v.txt")
