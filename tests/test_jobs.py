@@ -1,0 +1,123 @@
+"""The jobs as users run them: spark-submit, a killed run, a standalone cluster on 127.0.0.1, user errors."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.rundir import MANIFEST
+
+from conftest import LAION, REPO
+
+BIN = Path(sys.executable).parent
+SUBMIT = [str(BIN / "spark-submit"), "--conf", "spark.log.level=WARN", "--conf", "spark.ui.enabled=false"]
+ENV = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+       "SPARK_LOCAL_IP": "127.0.0.1"}
+
+pytestmark = pytest.mark.slow
+
+
+def curate_args(out, *extra):
+    return [str(REPO / "jobs" / "curate_text.py"), "--pool", str(LAION), "--out", str(out), "--t", "5", *extra]
+
+
+def submit(*args, check=True):
+    result = subprocess.run(SUBMIT + list(args), env=ENV, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return result
+
+
+def selection(run_dir):
+    return sorted(pq.read_table(Path(run_dir) / "selection", columns=["uid"]).column("uid").to_pylist())
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "run"
+    result = submit(*curate_args(out))
+    assert "selection" in result.stdout
+    return out
+
+
+def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_path, local_run):
+    out = tmp_path / "run"
+    job = subprocess.Popen(SUBMIT + curate_args(out), env=ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not list(out.glob(".matches.tmp-*")) and time.time() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    assert list(out.glob(".matches.tmp-*")), "the match stage never started"
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert (out / "ingest" / MANIFEST).exists()
+    assert not (out / "matches" / MANIFEST).exists() and not (out / "selection").exists()
+    rerun = submit(*curate_args(out))
+    assert "skipped (current)" in rerun.stdout.splitlines()[1]  # ingest is reused
+    assert selection(out) == selection(local_run)
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    result = submit(str(REPO / "jobs" / "curate_text.py"), "--pool", str(tmp_path / "bad.parquet"),
+                    "--out", str(tmp_path / "run"), check=False)
+    output = result.stdout + result.stderr  # spark-submit merges the driver's stderr into its stdout
+    assert result.returncode == 2
+    assert "error: " in output and "bad.parquet: not a readable Parquet file" in output
+    assert "Traceback" not in output
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    port, ui, worker_ui = free_port(), free_port(), free_port()
+    spark_class = str(BIN / "spark-class")
+    env = {**ENV, "SPARK_LOG_DIR": str(tmp_path), "SPARK_WORKER_DIR": str(tmp_path / "work")}
+    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(ui)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                               "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui),
+                               f"spark://127.0.0.1:{port}"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as reply:
+                    if json.load(reply).get("aliveworkers", 0) >= 1:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the standalone worker did not register with the master")
+        yield f"spark://127.0.0.1:{port}", ui
+    finally:
+        for process in (worker, master):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_cluster):
+    master, ui = standalone_cluster
+    out = tmp_path / "run"
+    submit("--master", master, "--executor-memory", "1g", *curate_args(out))
+    assert selection(out) == selection(local_run)
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as reply:
+        completed = json.load(reply)["completedapps"]
+    assert any(app["name"] == "metacurate-curate-text" for app in completed)
