@@ -1,18 +1,7 @@
 """Match DIR/ingest captions against the vocabulary into DIR/matches."""
 
-import argparse
-
 from pipeline import cli
 from pipeline.spark import jobs
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    cli.add_metadata_options(parser)
-    cli.add_run_options(parser, "run directory")
-    args = parser.parse_args()
-    cli.run_job(lambda: jobs.match_command(args))
-
-
 if __name__ == "__main__":
-    main()
+    cli.job_main(__doc__, [cli.add_metadata_options], jobs.match_command)

@@ -40,8 +40,8 @@ def add_balance_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the hash draws")
 
 
-def add_run_options(parser: argparse.ArgumentParser, out_help: str) -> None:
-    parser.add_argument("--out", "--run", dest="out", required=True, help=out_help)
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     parser.add_argument("--master", help="Spark master (default: from spark-submit, else local[*])")
     parser.add_argument("--force", action="store_true", help="rerun stages even if their output is current")
 
@@ -56,6 +56,18 @@ def user_error_message(error: BaseException) -> str | None:
     if isinstance(error, FileNotFoundError):
         return text
     return None
+
+
+def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentParser], None]],
+             command: Callable[[argparse.Namespace], None]) -> None:
+    """A job's whole entry point: its option groups plus the run options, then the command."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add_options in option_groups:
+        add_options(parser)
+    add_run_options(parser)
+    args = parser.parse_args()
+    run_job(lambda: command(args))
 
 
 def run_job(main: Callable[[], int | None]) -> None:

@@ -128,3 +128,12 @@ def test_vocabulary_with_duplicates_is_a_clear_error(spark, tmp_path):
     (tmp_path / "v.txt").write_text("dog\ncat\ndog\n")
     with pytest.raises(UserInputError, match=r"v.txt: line 3 duplicates line 1"):
         curate(spark, LAION, tmp_path / "run", tmp_path / "v.txt")
+
+
+def test_pool_given_uids_that_repeat_are_rejected(spark, tmp_path, head_vocab):
+    pq.write_table(pa.table({"key": ["k1", "k2", "k1"], "url": ["http://a/1", "http://a/2", "http://a/3"],
+                             "caption": ["the dog", "the cat", "the bird"]}), tmp_path / "pool.parquet")
+    manifests = curate(spark, tmp_path / "pool.parquet", tmp_path / "run", head_vocab)
+    assert manifests["ingest"]["rejected"] == {"duplicate_uid": 1}
+    kept = pq.read_table(tmp_path / "run" / "ingest").column("caption").to_pylist()
+    assert sorted(kept) == ["the cat", "the dog"]  # of the two k1 rows, the smaller url is kept

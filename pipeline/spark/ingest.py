@@ -46,26 +46,28 @@ def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
     return spark.createDataFrame(encoded, "unit string").repartition(max(1, min(len(units), 4 * parallelism)))
 
 
-def _mark_duplicates(rows: DataFrame, dedup_key: str) -> DataFrame:
+def _mark_duplicates(rows: DataFrame, dedup_key: str, pool_uids: bool) -> DataFrame:
     """Keep one row per dedup key and per uid, the same one whatever the input order.
 
     Among exact duplicates the smallest uid is kept (then source position); among rows sharing a
-    pool-given uid, the smallest (url, caption).
+    pool-given uid, the smallest (url, caption). A content-derived uid is unique once contents are.
     """
     if dedup_key != "none":
         by_content = Window.partitionBy("dedup_key").orderBy("uid", "source_file", "source_row")
         rows = rows.withColumn("_rank", F.row_number().over(by_content)).withColumn(
             "_first", F.first("uid").over(by_content))
-        rows = rows.withColumn("reason", F.when((F.col("reason").isNull()) & (F.col("_rank") > 1),
-                                                F.lit("duplicate")).otherwise(F.col("reason")))
-        rows = rows.withColumn("detail", F.when(F.col("reason") == "duplicate", F.concat(
+        duplicate = F.col("_rank") > 1
+        rows = rows.withColumn("detail", F.when(duplicate, F.concat(
             F.lit(f"same {dedup_key.replace('_', ' and ')} as uid "), F.col("_first"))).otherwise(F.col("detail")))
-    by_uid = Window.partitionBy("uid").orderBy("url", "caption", "source_file", "source_row")
-    rows = rows.withColumn("_uid_rank", F.row_number().over(by_uid))
-    duplicate_uid = F.col("reason").isNull() & (F.col("_uid_rank") > 1)
-    rows = rows.withColumn("detail", F.when(duplicate_uid, F.lit("uid already used by another row"))
-                           .otherwise(F.col("detail")))
-    return rows.withColumn("reason", F.when(duplicate_uid, F.lit("duplicate_uid")).otherwise(F.col("reason")))
+        rows = rows.withColumn("reason", F.when(duplicate, F.lit("duplicate")).otherwise(F.col("reason")))
+    if pool_uids or dedup_key == "none":
+        by_uid = Window.partitionBy("uid").orderBy("url", "caption", "source_file", "source_row")
+        rows = rows.withColumn("_uid_rank", F.row_number().over(by_uid))
+        duplicate_uid = F.col("reason").isNull() & (F.col("_uid_rank") > 1)
+        rows = rows.withColumn("detail", F.when(duplicate_uid, F.lit("uid already used by another row"))
+                               .otherwise(F.col("detail")))
+        rows = rows.withColumn("reason", F.when(duplicate_uid, F.lit("duplicate_uid")).otherwise(F.col("reason")))
+    return rows
 
 
 def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: IngestConfig,
@@ -79,7 +81,7 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
     def body(out_dir: Path) -> StageResult:
         read = _read_units(columns, config)
         raw = _unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED))
-        valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key)
+        valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key, columns.uid is not None)
         combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
         kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS)
         return StageResult(rows_in=kept + sum(rejected.values()), rows_out=kept, rejected=rejected,

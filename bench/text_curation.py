@@ -1,0 +1,142 @@
+"""Benchmarks of text curation, each figure measured side by side with its baseline in this run.
+
+    make bench            (python -m bench.text_curation [--rows 1000000])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
+
+from pipeline.matching import Matcher, metaclip_prepare
+from pipeline.metadata import load_entries
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data" / "captions"
+VOCAB = REPO / "metadata" / "vocab_interim.txt.gz"
+
+
+def real_pool() -> pa.Table:
+    """Real captions and urls: the LAION-style file and CC3M validation."""
+    laion = pq.read_table(SHARED / "laion_style_10k.parquet", columns=["URL", "TEXT"])
+    laion = laion.rename_columns(["url", "caption"]).filter(pa.compute.is_valid(laion.column("TEXT")))
+    with open(SHARED / "cc3m_val.tsv", encoding="utf-8") as lines:
+        pairs = [line.rstrip("\n").split("\t") for line in lines]
+    cc3m = pa.table({"url": [url for _, url in pairs], "caption": [caption for caption, _ in pairs]})
+    return pa.concat_tables([laion, cc3m])
+
+
+def best_rate(function, items: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return items / best
+
+
+def naive_metaclip(captions: list[str], entries: list[str]) -> list[list[int]]:
+    """MetaCLIP v1's loop: every entry tested against every caption."""
+    spaced = [f" {entry} " for entry in entries]
+    return [[i for i, entry in enumerate(spaced) if entry in metaclip_prepare(text)] for text in captions]
+
+
+def matcher_rss(mode: str) -> float:
+    """Peak RSS (MiB) of a fresh process that loads the vocabulary and builds a matcher."""
+    code = ("import resource; from pipeline.metadata import load_entries; from pipeline.matching import Matcher;"
+            f"m = Matcher(load_entries({str(VOCAB)!r}), {mode!r});"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def bench_matcher(captions: list[str], entries: list[str]) -> dict:
+    results = {"vocabulary_entries": len(entries), "captions": len(captions)}
+    for mode in ("metaclip", "default"):
+        matcher = Matcher(entries, mode)
+        results[f"{mode}_captions_per_s"] = best_rate(lambda: matcher.match_batch(captions), len(captions))
+        results[f"{mode}_rss_mib"] = matcher_rss(mode)
+    naive_slice = captions[:20]
+    results["naive_loop_captions_per_s"] = best_rate(lambda: naive_metaclip(naive_slice, entries), 20, 1)
+    results["speedup_vs_naive"] = results["metaclip_captions_per_s"] / results["naive_loop_captions_per_s"]
+    return results
+
+
+def million_pool(pool: pa.Table, rows: int, directory: Path, files: int = 16) -> Path:
+    """`rows` real captions (the real pool repeated, each copy with distinct urls) in Parquet files."""
+    if (directory / "_done").exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    per_file = rows // files
+    for part in range(files):
+        indices = pa.array([(part * per_file + i) % pool.num_rows for i in range(per_file)])
+        chunk = pool.take(indices)
+        urls = [f"{url}?copy={part}-{i}" for i, url in enumerate(chunk.column("url").to_pylist())]
+        pq.write_table(pa.table({"url": urls, "caption": chunk.column("caption")}),
+                       directory / f"part-{part:03d}.parquet", row_group_size=32768)
+    (directory / "_done").touch()
+    return directory
+
+
+def bench_spark(pool_dir: Path, rows: int, entries_rate: float, cores: int) -> dict:
+    from pipeline.spark.balance import BalanceConfig
+    from pipeline.spark.curate import TextCurationConfig, curate_text
+    from pipeline.spark.session import get_spark
+
+    spark = get_spark("metacurate-bench", f"local[{cores}]")
+    spark.range(1).count()  # session start is not part of the measurement
+    with tempfile.TemporaryDirectory() as out:
+        config = TextCurationConfig(pool=str(pool_dir), metadata=str(VOCAB), out=out,
+                                    balance=BalanceConfig(t=20000.0))
+        started = time.perf_counter()
+        manifests = curate_text(spark, config)
+        wall = time.perf_counter() - started
+    spark.stop()
+    per_core = rows / wall / cores
+    return {"rows": rows, "cores": cores, "wall_s": wall, "captions_per_s_per_core": per_core,
+            "stage_seconds": {stage: m["wall_seconds"] for stage, m in manifests.items()},
+            "bare_matcher_captions_per_s": entries_rate, "spark_cost_ratio": entries_rate / per_core}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    pool = real_pool()
+    captions = pool.column("caption").to_pylist()
+    entries = load_entries(VOCAB)
+
+    matcher = bench_matcher(captions, entries)
+    print(f"matcher, {matcher['vocabulary_entries']:,} entries, {matcher['captions']:,} real captions, one core:")
+    for mode in ("metaclip", "default"):
+        print(f"  {mode:<8} {matcher[f'{mode}_captions_per_s']:>10,.0f} captions/s   "
+              f"process RSS {matcher[f'{mode}_rss_mib']:,.0f} MiB")
+    print(f"  naive MetaCLIP loop {matcher['naive_loop_captions_per_s']:,.1f} captions/s -> "
+          f"Aho-Corasick is {matcher['speedup_vs_naive']:,.0f}x faster")
+
+    pool_dir = million_pool(pool, args.rows, REPO / "bench" / "out" / f"pool-{args.rows}")
+    spark = bench_spark(pool_dir, args.rows, matcher["default_captions_per_s"], args.cores)
+    print(f"spark text curation (ingest+match+count+balance, default mode), {args.rows:,} captions, "
+          f"local[{args.cores}]: {spark['wall_s']:.1f} s")
+    print(f"  {spark['captions_per_s_per_core']:,.0f} captions/s per core vs bare matcher "
+          f"{spark['bare_matcher_captions_per_s']:,.0f} captions/s: Spark costs {spark['spark_cost_ratio']:.2f}x "
+          f"(goal < 2x)")
+    print(f"  stage seconds: {json.dumps({k: round(v, 1) for k, v in spark['stage_seconds'].items()})}")
+    results_path = REPO / "bench" / "out" / "text_curation.json"
+    results_path.write_text(json.dumps({"matcher": matcher, "spark": spark}, indent=2))
+    print(f"results: {results_path}")
+
+
+if __name__ == "__main__":
+    main()
