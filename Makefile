@@ -5,7 +5,8 @@ SPARK_SUBMIT := $(abspath $(VENV))/bin/spark-submit
 export PYSPARK_PYTHON := $(PYTHON)
 export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export NO_ALBUMENTATIONS_UPDATE := 1
-SUBMIT := $(SPARK_SUBMIT) --conf spark.log.level=WARN --driver-memory 4g
+SUBMIT := $(SPARK_SUBMIT) --driver-memory 4g \
+	--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)"
 
 RUN ?= runs/demo
 POOL ?= data/sample_pool.parquet
