@@ -7,7 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import pool
@@ -46,27 +47,41 @@ def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
     return spark.createDataFrame(encoded, "unit string").repartition(max(1, min(len(units), 4 * parallelism)))
 
 
-def _mark_duplicates(rows: DataFrame, dedup_key: str, pool_uids: bool) -> DataFrame:
+_BROADCAST_GROUPS = 2_000_000
+
+
+def _mark_losers(rows: DataFrame, key: str, order: list[str], reason: str, detail,
+                 cached: list[DataFrame]) -> DataFrame:
+    """Mark every row but the first (by `order`) of each `key` group as a reject with `reason`.
+
+    Only groups with several rows are looked at: they are found by one narrow aggregation and joined
+    back (broadcast while few), so a pool without duplicates pays no sort and no wide shuffle.
+    """
+    groups = (rows.groupBy(key).agg(F.count(F.lit(1)).alias("_n"), F.min(F.struct(*order)).alias("_keep"))
+              .filter("_n > 1").select(key, "_keep").persist(StorageLevel.MEMORY_AND_DISK))
+    cached.append(groups)
+    if (size := groups.count()) == 0:
+        return rows
+    joined = rows.join(F.broadcast(groups) if size < _BROADCAST_GROUPS else groups, key, "left")
+    loser = F.col("reason").isNull() & F.col("_keep").isNotNull() & (F.struct(*order) != F.col("_keep"))
+    return (joined.withColumn("detail", F.when(loser, detail).otherwise(F.col("detail")))
+            .withColumn("reason", F.when(loser, F.lit(reason)).otherwise(F.col("reason")))
+            .drop("_keep"))
+
+
+def _mark_duplicates(rows: DataFrame, dedup_key: str, pool_uids: bool, cached: list[DataFrame]) -> DataFrame:
     """Keep one row per dedup key and per uid, the same one whatever the input order.
 
     Among exact duplicates the smallest uid is kept (then source position); among rows sharing a
     pool-given uid, the smallest (url, caption). A content-derived uid is unique once contents are.
     """
     if dedup_key != "none":
-        by_content = Window.partitionBy("dedup_key").orderBy("uid", "source_file", "source_row")
-        rows = rows.withColumn("_rank", F.row_number().over(by_content)).withColumn(
-            "_first", F.first("uid").over(by_content))
-        duplicate = F.col("_rank") > 1
-        rows = rows.withColumn("detail", F.when(duplicate, F.concat(
-            F.lit(f"same {dedup_key.replace('_', ' and ')} as uid "), F.col("_first"))).otherwise(F.col("detail")))
-        rows = rows.withColumn("reason", F.when(duplicate, F.lit("duplicate")).otherwise(F.col("reason")))
+        same = f"same {dedup_key.replace('_', ' and ')} as uid "
+        rows = _mark_losers(rows, "dedup_key", ["uid", "source_file", "source_row"], "duplicate",
+                            F.concat(F.lit(same), F.col("_keep.uid")), cached)
     if pool_uids or dedup_key == "none":
-        by_uid = Window.partitionBy("uid").orderBy("url", "caption", "source_file", "source_row")
-        rows = rows.withColumn("_uid_rank", F.row_number().over(by_uid))
-        duplicate_uid = F.col("reason").isNull() & (F.col("_uid_rank") > 1)
-        rows = rows.withColumn("detail", F.when(duplicate_uid, F.lit("uid already used by another row"))
-                               .otherwise(F.col("detail")))
-        rows = rows.withColumn("reason", F.when(duplicate_uid, F.lit("duplicate_uid")).otherwise(F.col("reason")))
+        rows = _mark_losers(rows, "uid", ["url", "caption", "source_file", "source_row"], "duplicate_uid",
+                            F.lit("uid already used by another row"), cached)
     return rows
 
 
@@ -80,10 +95,16 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
 
     def body(out_dir: Path) -> StageResult:
         read = _read_units(columns, config)
-        raw = _unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED))
-        valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key, columns.uid is not None)
-        combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
-        kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS)
+        raw = _unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED)).persist(StorageLevel.MEMORY_AND_DISK)
+        cached = [raw]
+        try:
+            valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key,
+                                     columns.uid is not None, cached)
+            combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
+            kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS, cache=False)
+        finally:
+            for frame in cached:
+                frame.unpersist()
         return StageResult(rows_in=kept + sum(rejected.values()), rows_out=kept, rejected=rejected,
                            extra={"files": len(files), "units": len(units)})
 

@@ -27,12 +27,15 @@ def _spark_type(field) -> str:
     return "bigint" if str(field.type) == "int64" else "string"
 
 
-def write_split(df: DataFrame, out_dir: Path, data_columns: list[str]) -> tuple[int, dict[str, int]]:
+def write_split(df: DataFrame, out_dir: Path, data_columns: list[str],
+                cache: bool = True) -> tuple[int, dict[str, int]]:
     """Rows whose `reason` is null go to out_dir, the others to out_dir/_rejects.
 
-    The input is cached so that counting and both writes read it once.
+    The input is cached (unless the caller cached what it derives from) so that counting and both
+    writes compute it once.
     """
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    if cache:
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {row["reason"]: row["count"] for row in df.groupBy("reason").count().collect()}
         kept = counts.pop(None, 0)
@@ -40,7 +43,8 @@ def write_split(df: DataFrame, out_dir: Path, data_columns: list[str]) -> tuple[
         (df.filter(F.col("reason").isNotNull()).select(*reject_columns(df))
            .write.mode("overwrite").parquet(str(Path(out_dir) / REJECTS)))
     finally:
-        df.unpersist()
+        if cache:
+            df.unpersist()
     return kept, counts
 
 
