@@ -103,37 +103,43 @@ def _preview(value: bytes | None) -> str | None:
     return value[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS]
 
 
+def _rejects_table(batch: RawBatch, positions: np.ndarray, reasons: list) -> pa.Table:
+    captions = batch.caption.take(pa.array(positions, pa.int64())).to_pylist()
+    return pa.table({
+        "uid": pa.nulls(len(positions), pa.string()),
+        "reason": [reasons[position][0] for position in positions],
+        "detail": [reasons[position][1] for position in positions],
+        "source_file": [batch.path] * len(positions),
+        "source_row": batch.rows[positions],
+        "preview": [_preview(caption) for caption in captions],
+    }, schema=REJECT_SCHEMA)
+
+
 def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Table]:
     """Split a raw batch into canonical rows (ROW_SCHEMA) and rejects (REJECT_SCHEMA)."""
     reasons = reject_reasons(batch, config)
-    urls = batch.url.to_pylist()
-    captions = batch.caption.to_pylist()
-    given = batch.uid.to_pylist() if batch.uid is not None else None
-    good: dict[str, list] = {name: [] for name in ROW_SCHEMA.names}
-    bad: dict[str, list] = {name: [] for name in REJECT_SCHEMA.names}
-    for position, reason in enumerate(reasons):
-        if reason is not None:
-            bad["uid"].append(None)
-            bad["reason"].append(reason[0])
-            bad["detail"].append(reason[1])
-            bad["source_file"].append(batch.path)
-            bad["source_row"].append(batch.rows[position])
-            bad["preview"].append(_preview(captions[position]))
-            continue
-        url, caption = urls[position], captions[position]
-        content = content_uid(url, caption)
-        good["uid"].append(pool_uid(given[position].decode("utf-8")) if given is not None else content)
-        good["url"].append(url.decode("utf-8"))
-        good["caption"].append(caption.decode("utf-8"))
-        good["source_file"].append(batch.path)
-        good["source_row"].append(batch.rows[position])
-        good["dedup_key"].append(_dedup_key(config.dedup_key, url, content))
-    return pa.table(good, schema=ROW_SCHEMA), pa.table(bad, schema=REJECT_SCHEMA)
+    rejected = np.array([reason is not None for reason in reasons], dtype=bool)
+    good = pa.array(np.flatnonzero(~rejected), pa.int64())
+    urls, captions = batch.url.take(good), batch.caption.take(good)
+    contents = [content_uid(url, caption) for url, caption in zip(urls.to_pylist(), captions.to_pylist())]
+    if batch.uid is not None:
+        uids = [pool_uid(value.decode("utf-8")) for value in batch.uid.take(good).to_pylist()]
+    else:
+        uids = contents
+    rows = pa.table({
+        "uid": pa.array(uids, pa.string()),
+        "url": urls.cast(pa.string()),
+        "caption": captions.cast(pa.string()),
+        "source_file": pa.array([batch.path] * len(good), pa.string()),
+        "source_row": batch.rows[~rejected],
+        "dedup_key": pa.array(_dedup_keys(config.dedup_key, urls, contents), pa.string()),
+    }, schema=ROW_SCHEMA)
+    return rows, _rejects_table(batch, np.flatnonzero(rejected), reasons)
 
 
-def _dedup_key(kind: str, url: bytes, content: str) -> str | None:
+def _dedup_keys(kind: str, urls: pa.Array, contents: list[str]) -> list[str | None]:
     if kind == "url_caption":
-        return content
+        return contents
     if kind == "url":
-        return hashlib.blake2b(url, digest_size=16).hexdigest()
-    return None
+        return [hashlib.blake2b(url, digest_size=16).hexdigest() for url in urls.to_pylist()]
+    return [None] * len(contents)

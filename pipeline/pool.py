@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -184,7 +185,7 @@ class RawBatch:
     """Rows of one unit as raw bytes, with the row numbers and any reason the reader rejected a row for."""
 
     path: str
-    rows: list[int]
+    rows: np.ndarray
     url: pa.Array
     caption: pa.Array
     uid: pa.Array | None
@@ -227,7 +228,7 @@ def _read_parquet(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iter
         start = unit.first_row + offset
         yield RawBatch(
             path=unit.path,
-            rows=list(range(start, start + part.num_rows)),
+            rows=np.arange(start, start + part.num_rows, dtype=np.int64),
             url=_column_bytes(part.column(columns.url), unit.path, columns.url),
             caption=_column_bytes(part.column(columns.caption), unit.path, columns.caption),
             uid=_column_bytes(part.column(columns.uid), unit.path, columns.uid) if columns.uid else None,
@@ -273,7 +274,7 @@ def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None]) -> 
 
     return RawBatch(
         path=path,
-        rows=[row for row, _, _ in chunk],
+        rows=np.array([row for row, _, _ in chunk], dtype=np.int64),
         url=values(url_col),
         caption=values(caption_col),
         uid=values(uid_col) if uid_col else None,

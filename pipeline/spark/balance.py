@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipeline.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
 from pipeline.counting import counts_table
 from pipeline.rundir import MANIFEST, StageResult, read_manifest, run_stage, staged_dir, write_json_atomic
 from pipeline.spark.count import COUNTS_FILE, entry_counts
-from pipeline.spark.outputs import ddl, write_split
+from pipeline.spark.outputs import ddl, materialize, reason_counts, work_dir, write_rows_and_rejects
 
 STAGE = "selection"
 SELECTION_COLUMNS = ["uid", "url", "caption", "entry_ids", "keep_prob"]
@@ -106,14 +108,22 @@ def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: 
             t = solve_t_distributed(spark, matches, counts, config.target_size)
         probs = entry_probabilities(counts, t)
         probs_broadcast = spark.sparkContext.broadcast(probs)
-        decided = matches.mapInArrow(_decide(probs_broadcast, config.seed), ddl(_DECIDED))
-        texts = spark.read.parquet(str(run_dir / "ingest")).select("uid", "url", "caption")
-        kept = decided.filter("reason IS NULL").join(texts, "uid")
-        combined = kept.unionByName(decided.filter("reason IS NOT NULL"), allowMissingColumns=True)
-        selected_rows, rejected = write_split(combined, out_dir, SELECTION_COLUMNS)
-        selected = entry_counts(spark.read.parquet(str(out_dir)), len(entries))
-        probs_broadcast.unpersist()
-        expected = expected_total(spark, matches, probs)
+        scratch = work_dir(out_dir, "decided")
+        try:
+            decided = materialize(matches.mapInArrow(_decide(probs_broadcast, config.seed), ddl(_DECIDED)), scratch)
+            selected_rows, rejected = reason_counts(decided)
+            kept = decided.filter("reason IS NULL")
+            texts = spark.read.parquet(str(run_dir / "ingest")).select("uid", "url", "caption")
+            write_rows_and_rejects(kept.join(texts, "uid").select(*SELECTION_COLUMNS),
+                                   decided.filter("reason IS NOT NULL"), out_dir)
+            written = spark.read.parquet(str(out_dir)).count()
+            if written != selected_rows:
+                raise RuntimeError(f"{run_dir}: {selected_rows - written} selected uids are missing from ingest")
+            selected = entry_counts(kept, len(entries))
+            expected = float(decided.agg(F.sum("keep_prob")).first()[0] or 0.0)
+        finally:
+            probs_broadcast.unpersist()
+            shutil.rmtree(scratch, ignore_errors=True)
         summary = {"t": t, "expected_size": expected, "selected": selected_rows}
         _rewrite_entry_counts(run_dir, entries, counts, probs, selected, summary)
         return StageResult(rows_in=matches_manifest["rows_out"], rows_out=selected_rows, rejected=rejected,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pyspark.sql import functions as F
 from pipeline import pool
 from pipeline.ingest import REJECT_SCHEMA, ROW_SCHEMA, IngestConfig, canonicalize
 from pipeline.rundir import StageResult, file_identity, run_stage
-from pipeline.spark.outputs import ddl, write_split
+from pipeline.spark.outputs import ddl, materialize, work_dir, write_split
 
 STAGE = "ingest"
 OUTPUT_COLUMNS = ["uid", "url", "caption", "source_file", "source_row"]
@@ -57,11 +58,13 @@ def _mark_losers(rows: DataFrame, key: str, order: list[str], reason: str, detai
     Only groups with several rows are looked at: they are found by one narrow aggregation and joined
     back (broadcast while few), so a pool without duplicates pays no sort and no wide shuffle.
     """
-    groups = (rows.groupBy(key).agg(F.count(F.lit(1)).alias("_n"), F.min(F.struct(*order)).alias("_keep"))
-              .filter("_n > 1").select(key, "_keep").persist(StorageLevel.MEMORY_AND_DISK))
-    cached.append(groups)
-    if (size := groups.count()) == 0:
+    # Counting keys is cheap; the first row is only looked for in the (usually few) repeated keys.
+    repeated = rows.groupBy(key).count().filter("count > 1").select(key).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(repeated)
+    if (size := repeated.count()) == 0:
         return rows
+    candidates = rows.join(F.broadcast(repeated) if size < _BROADCAST_GROUPS else repeated, key, "left_semi")
+    groups = candidates.groupBy(key).agg(F.min(F.struct(*order)).alias("_keep"))
     joined = rows.join(F.broadcast(groups) if size < _BROADCAST_GROUPS else groups, key, "left")
     loser = F.col("reason").isNull() & F.col("_keep").isNotNull() & (F.struct(*order) != F.col("_keep"))
     return (joined.withColumn("detail", F.when(loser, detail).otherwise(F.col("detail")))
@@ -95,16 +98,18 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
 
     def body(out_dir: Path) -> StageResult:
         read = _read_units(columns, config)
-        raw = _unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED)).persist(StorageLevel.MEMORY_AND_DISK)
-        cached = [raw]
+        scratch = work_dir(out_dir, "raw")
+        cached: list[DataFrame] = []
         try:
+            raw = materialize(_unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED)), scratch)
             valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key,
                                      columns.uid is not None, cached)
             combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
-            kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS, cache=False)
+            kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS, computed=True)
         finally:
             for frame in cached:
                 frame.unpersist()
+            shutil.rmtree(scratch, ignore_errors=True)
         return StageResult(rows_in=kept + sum(rejected.values()), rows_out=kept, rejected=rejected,
                            extra={"files": len(files), "units": len(units)})
 
