@@ -28,6 +28,8 @@ FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "
 URL_NAMES = ("url", "URL", "image_url", "img_url")
 CAPTION_NAMES = ("caption", "TEXT", "text", "alt_text", "alt")
 UID_NAMES = ("uid", "key")
+# img2dataset writes NNNNN.parquet, NNNNN.tar and NNNNN_stats.json per shard; the stats are not rows.
+IMG2DATASET_STATS = "_stats.json"
 # csv's default field limit (128 KiB) would turn a long caption into a parse error instead of a reject.
 csv.field_size_limit(sys.maxsize)
 
@@ -51,6 +53,7 @@ def discover(pool: str | Path) -> list[Path]:
     files = sorted(
         path for path in pool.rglob("*")
         if path.is_file() and file_format(path) and not path.name.startswith(("_", "."))
+        and not path.name.endswith(IMG2DATASET_STATS)
     )
     if not files:
         raise UserInputError(f"{pool}: no pool files (.parquet, .jsonl, .tsv, .csv) in this directory")

@@ -60,3 +60,27 @@ def write_entries(entries: list[str], path: Path) -> None:
     payload = "".join(f"{entry}\n" for entry in entries).encode("utf-8")
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
         gz.write(payload)
+
+
+def main() -> None:
+    """Rebuild the shipped interim vocabulary: WordNet lemma names, then wordfreq's English words."""
+    import argparse
+
+    from pipeline.cli import run_job
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", default="metadata/vocab_interim.txt.gz")
+    parser.add_argument("--wordnet-dir", default=str(WORDNET_DIR))
+    parser.add_argument("--words", type=int, default=1_000_000, help="how many wordfreq words to consider")
+    args = parser.parse_args()
+
+    def build() -> None:
+        entries = merge_sources(wordnet_lemmas(Path(args.wordnet_dir)), frequent_words(args.words))
+        write_entries(entries, Path(args.out))
+        print(f"{args.out}: {len(entries):,} entries")
+
+    run_job(build)
+
+
+if __name__ == "__main__":
+    main()

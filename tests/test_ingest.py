@@ -1,6 +1,7 @@
 """Pool reading and row validation without Spark: every row ends as a row or a reject with a reason."""
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -102,3 +103,18 @@ def test_empty_pool_is_a_clear_error(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(UserInputError, match="the pool is empty"):
         resolve(tmp_path)
+
+
+def test_img2dataset_output_folder_reads_its_parquet_only(tmp_path):
+    pq.write_table(pa.table({
+        "url": ["http://a/1.jpg", "http://a/2.jpg"], "caption": ["a dog", "a cat"],
+        "key": ["000000000", "000000001"], "status": ["success", "failed_to_download"],
+        "error_message": [None, "404"], "width": [256, None], "height": [256, None],
+    }), tmp_path / "00000.parquet")
+    (tmp_path / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 1}, indent=4))
+    (tmp_path / "00000.tar").write_bytes(b"\0" * 1024)
+    units, columns = resolve(tmp_path)
+    assert [Path(unit.path).name for unit in units] == ["00000.parquet"]
+    assert (columns.url, columns.caption, columns.uid) == ("url", "caption", "key")
+    good, bad = ingest_all(tmp_path)
+    assert [row["caption"] for row in good] == ["a dog", "a cat"] and bad == []
