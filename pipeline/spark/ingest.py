@@ -43,9 +43,10 @@ def _combined(good: pa.Table, bad: pa.Table):
 
 
 def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
+    """One row per unit, spread over up to 4 tasks per core (no shuffle needed for that)."""
     encoded = [(json.dumps(asdict(unit)),) for unit in units]
-    parallelism = spark.sparkContext.defaultParallelism
-    return spark.createDataFrame(encoded, "unit string").repartition(max(1, min(len(units), 4 * parallelism)))
+    slices = max(1, min(len(units), 4 * spark.sparkContext.defaultParallelism))
+    return spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
 
 
 _BROADCAST_GROUPS = 2_000_000
@@ -58,12 +59,15 @@ def _mark_losers(rows: DataFrame, key: str, order: list[str], reason: str, detai
     Only groups with several rows are looked at: they are found by one narrow aggregation and joined
     back (broadcast while few), so a pool without duplicates pays no sort and no wide shuffle.
     """
-    # Counting keys is cheap; the first row is only looked for in the (usually few) repeated keys.
-    repeated = rows.groupBy(key).count().filter("count > 1").select(key).persist(StorageLevel.MEMORY_AND_DISK)
+    # Repeated keys are found by counting 64-bit hashes of the key (cheaper than the strings); the
+    # exact grouping then runs on the few candidate rows only, so a hash collision changes nothing.
+    repeated = (rows.groupBy(F.xxhash64(key).alias("_hash")).count().filter("count > 1").select("_hash")
+                .persist(StorageLevel.MEMORY_AND_DISK))
     cached.append(repeated)
     if (size := repeated.count()) == 0:
         return rows
-    candidates = rows.join(F.broadcast(repeated) if size < _BROADCAST_GROUPS else repeated, key, "left_semi")
+    candidates = rows.join(F.broadcast(repeated) if size < _BROADCAST_GROUPS else repeated,
+                           F.xxhash64(rows[key]) == repeated["_hash"], "left_semi")
     groups = candidates.groupBy(key).agg(F.min(F.struct(*order)).alias("_keep"))
     joined = rows.join(F.broadcast(groups) if size < _BROADCAST_GROUPS else groups, key, "left")
     loser = F.col("reason").isNull() & F.col("_keep").isNotNull() & (F.struct(*order) != F.col("_keep"))
