@@ -12,7 +12,6 @@ import csv
 import gzip
 import io
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,23 +69,31 @@ def _looks_like_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def _text_columns(path: Path, fmt: str) -> tuple[list[str], bool, dict[str, str]]:
-    """Column names of a text file, whether its first line is a header, and first-row values."""
+def _first_json_record(handle) -> dict | None:
+    """The first line that parses as a JSON object (malformed lines are rejected later, row by row)."""
+    for line in handle:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def _text_columns(path: Path, fmt: str) -> tuple[list[str], bool, dict[str, str]] | None:
+    """Column names of a text file, whether its first line is a header, and first-row values.
+
+    None for a file without any content (nothing to read, nothing to account for).
+    """
     with _open_text(path) as handle:
+        if not any(line.strip() for line in handle):
+            return None
+        handle.seek(0)
         if fmt == "jsonl":
-            for line in handle:
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        return [], False, {}
-                    names = list(record) if isinstance(record, dict) else []
-                    return names, False, {k: v for k, v in record.items() if isinstance(v, str)} if names else {}
-            return [], False, {}
-        reader = _csv_reader(handle, fmt)
-        first = next(reader, None)
-    if first is None:
-        return [], True, {}
+            record = _first_json_record(handle) or {}
+            return list(record), False, {key: value for key, value in record.items() if isinstance(value, str)}
+        first = next(_csv_reader(handle, fmt), None) or []
     if any(_looks_like_url(value) for value in first):
         names = [f"col{index}" for index in range(len(first))]
         return names, False, dict(zip(names, first))
@@ -153,15 +160,16 @@ def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | Non
                 raise UserInputError(f"{path}: not a readable Parquet file ({err})") from None
             names, has_header, first_row = list(meta.schema.names), True, {}
         else:
-            names, has_header, first_row = _text_columns(path, fmt)
+            found = _text_columns(path, fmt)
+            if found is None:
+                continue
+            names, has_header, first_row = found
         url = _pick(names, url_col, URL_NAMES, "url", path)
         caption = _pick(names, caption_col, CAPTION_NAMES, "caption", path)
         if not has_header and (url is None or caption is None):
             guessed_url, guessed_caption = _infer_headerless(names, first_row)
             url, caption = url or guessed_url, caption or guessed_caption
         uid = _pick(names, uid_col, UID_NAMES, "uid", path)
-        if names == [] and fmt != "parquet":
-            continue  # an empty text file holds no rows: nothing to read, nothing to account for
         for role, column, flag in (("url", url, "--url-col"), ("caption", caption, "--caption-col")):
             if column is None:
                 raise UserInputError(

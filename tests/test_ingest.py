@@ -118,3 +118,16 @@ def test_img2dataset_output_folder_reads_its_parquet_only(tmp_path):
     assert (columns.url, columns.caption, columns.uid) == ("url", "caption", "key")
     good, bad = ingest_all(tmp_path)
     assert [row["caption"] for row in good] == ["a dog", "a cat"] and bad == []
+
+
+def test_jsonl_whose_first_line_is_malformed_is_still_read(tmp_path):
+    (tmp_path / "pool.jsonl").write_text('{broken\n{"url": "http://a/1", "caption": "a dog"}\n')
+    good, bad = ingest_all(tmp_path / "pool.jsonl")
+    assert [row["caption"] for row in good] == ["a dog"]
+    assert [(row["source_row"], row["reason"]) for row in bad] == [(1, "malformed_row")]
+
+
+def test_jsonl_without_any_record_is_a_clear_error(tmp_path):
+    (tmp_path / "pool.jsonl").write_text("{broken\nnot json either\n")
+    with pytest.raises(UserInputError, match=r"pool.jsonl: cannot find the url column"):
+        resolve(tmp_path / "pool.jsonl")

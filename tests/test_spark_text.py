@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.ingest import IngestConfig
 from pipeline.rundir import MANIFEST, REJECTS
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.curate import TEXT_STAGES, TextCurationConfig, curate_text
