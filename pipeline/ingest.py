@@ -62,10 +62,6 @@ def _invalid_utf8(column: pa.Array) -> np.ndarray:
         return bad
 
 
-def _is_null(column: pa.Array) -> np.ndarray:
-    return column.is_null().to_numpy(zero_copy_only=False)
-
-
 def _blank(column: pa.Array, valid: np.ndarray) -> np.ndarray:
     """Null, or only whitespace (rows already known invalid are reported blank=False)."""
     text = pc.if_else(pa.array(valid), column, pa.scalar(b"x", column.type)).cast(pa.string())
@@ -75,7 +71,6 @@ def _blank(column: pa.Array, valid: np.ndarray) -> np.ndarray:
 
 def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str] | None]:
     """Per row: None if the row is usable, else (reason, detail). The first failing check wins."""
-    size = len(batch.rows)
     reasons: list[tuple[str, str] | None] = list(batch.reader_rejects)
     checks: list[tuple[np.ndarray, str, str]] = []
     for name, column in (("url", batch.url), ("caption", batch.caption), ("uid", batch.uid)):
@@ -93,7 +88,6 @@ def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str
             if reasons[position] is None:
                 extra = f" ({lengths[position]} bytes)" if reason == "caption_too_long" else ""
                 reasons[position] = (reason, detail + extra)
-    assert len(reasons) == size
     return reasons
 
 

@@ -90,7 +90,6 @@ class Matcher:
         if mode not in MODES:
             raise UserInputError(f"unknown matching mode {mode!r}; choose one of {', '.join(MODES)}")
         self.mode = mode
-        self.size = len(entries)
         self._prepare: Callable[[str], str] = metaclip_prepare if mode == "metaclip" else default_prepare
         # Distinct entries can share a key in default mode ("T-shirt", "t-shirt"): such a key's value is
         # a negative index into _shared_ids; a plain key's value is its entry id (the fast path).
