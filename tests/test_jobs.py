@@ -121,3 +121,15 @@ def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_
     with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as reply:
         completed = json.load(reply)["completedapps"]
     assert any(app["name"] == "metacurate-curate-text" for app in completed)
+
+
+def test_stage_jobs_run_alone_on_a_run_directory(tmp_path, local_run):
+    out = tmp_path / "run"
+    for job, extra in (("ingest", ["--pool", str(LAION)]), ("match", []), ("count", []),
+                       ("balance", ["--target-size", "3000", "--seed", "1"])):
+        submit(str(REPO / "jobs" / f"{job}.py"), "--out", str(out), *extra)
+    local = {stage: json.loads((local_run / stage / MANIFEST).read_text()) for stage in ("ingest", "matches")}
+    for stage, manifest in local.items():
+        assert json.loads((out / stage / MANIFEST).read_text())["fingerprint"] == manifest["fingerprint"]
+    balance = json.loads((out / "selection" / MANIFEST).read_text())
+    assert balance["config"]["target_size"] == 3000 and abs(balance["rows_out"] - 3000) <= 3 * 3000 ** 0.5

@@ -136,3 +136,13 @@ def test_pool_given_uids_that_repeat_are_rejected(spark, tmp_path, head_vocab):
     assert manifests["ingest"]["rejected"] == {"duplicate_uid": 1}
     kept = pq.read_table(tmp_path / "run" / "ingest").column("caption").to_pylist()
     assert sorted(kept) == ["the cat", "the dog"]  # of the two k1 rows, the smaller url is kept
+
+
+def test_target_size_is_solved_on_spark(spark, tmp_path, head_vocab):
+    config = TextCurationConfig(pool=str(LAION), metadata=str(head_vocab), out=str(tmp_path / "run"),
+                                balance=BalanceConfig(t=None, target_size=4000, seed=0))
+    manifests = curate_text(spark, config)
+    assert manifests["selection"]["expected_size"] == pytest.approx(4000, rel=1e-3)
+    # sampling noise: the variance of the size is sum p(1-p) <= sum p = 4000
+    assert abs(manifests["selection"]["rows_out"] - 4000) <= 3 * 4000 ** 0.5
+    assert len(selected_uids(tmp_path / "run")) == manifests["selection"]["rows_out"]
