@@ -123,6 +123,7 @@ class PoolUnit:
     fmt: str
     row_group: int | None = None
     first_row: int = 0
+    rows: int | None = None  # known up front for Parquet, from its metadata
     has_header: bool = True
     column_names: tuple[str, ...] = field(default_factory=tuple)
 
@@ -182,8 +183,9 @@ def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | Non
         if fmt == "parquet":
             first = 0
             for group in range(meta.num_row_groups):
-                units.append(PoolUnit(str(path), fmt, row_group=group, first_row=first))
-                first += meta.row_group(group).num_rows
+                size = meta.row_group(group).num_rows
+                units.append(PoolUnit(str(path), fmt, row_group=group, first_row=first, rows=size))
+                first += size
         else:
             units.append(PoolUnit(str(path), fmt, has_header=has_header, column_names=tuple(names)))
     if chosen is None:

@@ -92,6 +92,19 @@ def _mark_duplicates(rows: DataFrame, dedup_key: str, pool_uids: bool, cached: l
     return rows
 
 
+def _rows_read(raw: DataFrame, units: list[pool.PoolUnit]) -> int:
+    """Rows read from the pool; a Parquet file must yield exactly the rows its metadata lists."""
+    read = {row["source_file"]: row["count"] for row in raw.groupBy("source_file").count().collect()}
+    listed: dict[str, int] = {}
+    for unit in units:
+        if unit.rows is not None:
+            listed[unit.path] = listed.get(unit.path, 0) + unit.rows
+    for path, rows in listed.items():
+        if read.get(path, 0) != rows:
+            raise RuntimeError(f"{path}: read {read.get(path, 0)} rows, its metadata lists {rows}")
+    return sum(read.values())
+
+
 def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: IngestConfig,
                url_col: str | None = None, caption_col: str | None = None, uid_col: str | None = None,
                force: bool = False) -> dict:
@@ -110,11 +123,12 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
                                      columns.uid is not None, cached)
             combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
             kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS, computed=True)
+            rows_in = _rows_read(raw, units)
         finally:
             for frame in cached:
                 frame.unpersist()
             shutil.rmtree(scratch, ignore_errors=True)
-        return StageResult(rows_in=kept + sum(rejected.values()), rows_out=kept, rejected=rejected,
+        return StageResult(rows_in=rows_in, rows_out=kept, rejected=rejected,
                            extra={"files": len(files), "units": len(units)})
 
     return run_stage(run_dir, STAGE, stage_config, inputs, body, force=force)
