@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _under_spark_submit() -> bool:
@@ -13,11 +18,20 @@ def _under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def package_zip(destination: Path) -> Path:
+    """The `pipeline` package as a zip that Python can import from (what --py-files would ship)."""
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source in sorted(PACKAGE_DIR.rglob("*.py")):
+            archive.write(source, source.relative_to(PACKAGE_DIR.parent).as_posix())
+    return destination
+
+
 def get_spark(app_name: str = "metacurate", master: str | None = None) -> SparkSession:
     """The active session, or a new one; the master comes from spark-submit unless given.
 
     Run as a plain Python program, the default is local mode on every core. Workers use this
-    interpreter unless PYSPARK_PYTHON says otherwise, so the project's packages import there.
+    interpreter unless PYSPARK_PYTHON says otherwise. On a cluster the package itself is shipped to
+    the executors, so they need only its dependencies installed.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
@@ -30,4 +44,6 @@ def get_spark(app_name: str = "metacurate", master: str | None = None) -> SparkS
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel(os.environ.get("METACURATE_SPARK_LOG_LEVEL", "ERROR"))
+    if not spark.sparkContext.master.startswith("local"):
+        spark.sparkContext.addPyFile(str(package_zip(Path(tempfile.mkdtemp()) / "pipeline.zip")))
     return spark
