@@ -49,15 +49,16 @@ def test_every_bad_row_is_rejected_with_its_reason_file_and_row(tmp_path):
 def test_text_formats_report_line_numbers(tmp_path):
     (tmp_path / "pool.tsv").write_bytes(
         b"caption\turl\na dog\thttp://a/1\nbad \xff bytes\thttp://a/2\nonly one field\n\thttp://a/4\n")
-    (tmp_path / "more.jsonl").write_text(
+    (tmp_path / "more.jsonl").write_bytes((
         json.dumps({"url": "http://b/1", "caption": "a cat"}) + "\n{not json\n"
-        + json.dumps({"url": "http://b/3", "caption": None}) + "\n")
+        + json.dumps({"url": "http://b/3", "caption": None}) + "\n").encode()
+        + b'{"url": "http://b/4", "caption": "caf\xe9"}\n')
     good, bad = ingest_all(tmp_path)
     assert sorted(row["caption"] for row in good) == ["a cat", "a dog"]
     found = {(row["source_file"].rsplit("/", 1)[1], row["source_row"], row["reason"]) for row in bad}
     assert found == {("pool.tsv", 3, "invalid_utf8"), ("pool.tsv", 4, "malformed_row"),
                      ("pool.tsv", 5, "missing_caption"), ("more.jsonl", 2, "malformed_row"),
-                     ("more.jsonl", 3, "missing_caption")}
+                     ("more.jsonl", 3, "missing_caption"), ("more.jsonl", 4, "invalid_utf8")}
 
 
 def test_uid_is_stable_and_content_based():
