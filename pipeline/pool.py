@@ -29,6 +29,8 @@ CAPTION_NAMES = ("caption", "TEXT", "text", "alt_text", "alt")
 UID_NAMES = ("uid", "key")
 # img2dataset writes NNNNN.parquet, NNNNN.tar and NNNNN_stats.json per shard; the stats are not rows.
 IMG2DATASET_STATS = "_stats.json"
+SPLIT_BYTES = 64 << 20  # large TSV/JSONL files are read in slices of about this size, in parallel
+SPLITTABLE = ("tsv", "jsonl")
 # csv's default field limit (128 KiB) would turn a long caption into a parse error instead of a reject.
 csv.field_size_limit(sys.maxsize)
 
@@ -59,8 +61,13 @@ def discover(pool: str | Path) -> list[Path]:
     return files
 
 
-def _open_text(path: Path):
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+def _open_text(path: Path, byte_range: tuple[int, int] | None = None):
+    if byte_range is not None:
+        with open(path, "rb") as whole:
+            whole.seek(byte_range[0])
+            raw = io.BytesIO(whole.read(byte_range[1] - byte_range[0]))
+    else:
+        raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     # surrogateescape keeps undecodable bytes recoverable, so they become an invalid_utf8 reject.
     return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
 
@@ -117,13 +124,14 @@ class PoolColumns:
 
 @dataclass(frozen=True)
 class PoolUnit:
-    """One independently readable piece of a pool: a Parquet row group or a whole text file."""
+    """One independently readable piece of a pool: a Parquet row group, a text file or a slice of one."""
 
     path: str
     fmt: str
     row_group: int | None = None
-    first_row: int = 0
+    first_row: int = 0  # Parquet: index of the unit's first row; text: line number before the range
     rows: int | None = None  # known up front for Parquet, from its metadata
+    byte_range: tuple[int, int] | None = None  # a line-aligned slice of a large TSV/JSONL file
     has_header: bool = True
     column_names: tuple[str, ...] = field(default_factory=tuple)
 
@@ -140,6 +148,40 @@ def _pick(names: list[str], wanted: str | None, candidates: tuple[str, ...], rol
     return None
 
 
+def _line_aligned_splits(path: Path, split_bytes: int) -> list[tuple[int, int, int]]:
+    """(start, end, lines before start) of slices of about split_bytes, each ending after a newline."""
+    splits: list[tuple[int, int, int]] = []
+    start = lines_before = position = lines = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            cursor = 0
+            while (target := start + split_bytes - position) < len(chunk):
+                cut = chunk.find(b"\n", max(cursor, target))
+                if cut < 0:
+                    break
+                lines += chunk.count(b"\n", cursor, cut + 1)
+                splits.append((start, position + cut + 1, lines_before))
+                start, lines_before, cursor = position + cut + 1, lines, cut + 1
+            lines += chunk.count(b"\n", cursor)
+            position += len(chunk)
+    if position > start:
+        splits.append((start, position, lines_before))
+    return splits
+
+
+def _text_units(path: Path, fmt: str, has_header: bool, names: tuple[str, ...],
+                split_bytes: int) -> list[PoolUnit]:
+    """One unit per text file, or line-aligned slices of a large uncompressed TSV or JSONL file.
+
+    CSV may quote newlines and gzip cannot be entered mid-stream, so those stay whole.
+    """
+    if fmt not in SPLITTABLE or path.suffix == ".gz" or path.stat().st_size <= split_bytes:
+        return [PoolUnit(str(path), fmt, has_header=has_header, column_names=names)]
+    return [PoolUnit(str(path), fmt, first_row=lines_before, byte_range=(start, end),
+                     has_header=has_header and start == 0, column_names=names)
+            for start, end, lines_before in _line_aligned_splits(path, split_bytes)]
+
+
 def _infer_headerless(names: list[str], first_row: dict[str, str]) -> tuple[str | None, str | None]:
     """In a file without a header (CC3M's caption<TAB>url), the url column is the one holding a url."""
     urls = [name for name in names if _looks_like_url(first_row.get(name, ""))]
@@ -148,7 +190,7 @@ def _infer_headerless(names: list[str], first_row: dict[str, str]) -> tuple[str 
 
 
 def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | None = None,
-            uid_col: str | None = None) -> tuple[list[PoolUnit], PoolColumns]:
+            uid_col: str | None = None, split_bytes: int = SPLIT_BYTES) -> tuple[list[PoolUnit], PoolColumns]:
     """Plan the units of a pool and find its columns; a missing column is an error naming the file."""
     units: list[PoolUnit] = []
     chosen: PoolColumns | None = None
@@ -187,7 +229,7 @@ def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | Non
                 units.append(PoolUnit(str(path), fmt, row_group=group, first_row=first, rows=size))
                 first += size
         else:
-            units.append(PoolUnit(str(path), fmt, has_header=has_header, column_names=tuple(names)))
+            units.extend(_text_units(path, fmt, has_header, tuple(names), split_bytes))
     if chosen is None:
         raise UserInputError(f"{pool}: the pool is empty")
     return units, chosen
@@ -263,9 +305,9 @@ def _column_bytes(column: pa.ChunkedArray, path: str, name: str) -> pa.Array:
 
 def _read_text(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterator[RawBatch]:
     wanted = (columns.url, columns.caption, columns.uid)
-    with _open_text(Path(unit.path)) as handle:
+    with _open_text(Path(unit.path), unit.byte_range) as handle:
         if unit.fmt == "jsonl":
-            records = _json_records(handle)
+            records = _json_records(handle, unit.first_row)
         else:
             records = _csv_records(handle, unit, {name: i for i, name in enumerate(unit.column_names)})
         chunk: list[tuple[int, dict | None, tuple[str, str] | None]] = []
@@ -295,8 +337,8 @@ def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None]) -> 
     )
 
 
-def _json_records(handle) -> Iterator[tuple[int, dict | None, tuple[str, str] | None]]:
-    for line_number, line in enumerate(handle, start=1):
+def _json_records(handle, lines_before: int) -> Iterator[tuple[int, dict | None, tuple[str, str] | None]]:
+    for line_number, line in enumerate(handle, start=lines_before + 1):
         if not line.strip():
             continue
         try:
@@ -312,6 +354,7 @@ def _json_records(handle) -> Iterator[tuple[int, dict | None, tuple[str, str] | 
 
 def _csv_records(handle, unit: PoolUnit, index: dict[str, int]):
     reader = _csv_reader(handle, unit.fmt)
+    line = unit.first_row  # line numbers continue across the slices of a split file
     if unit.has_header:
         next(reader, None)
     width = len(index)
@@ -320,8 +363,8 @@ def _csv_records(handle, unit: PoolUnit, index: dict[str, int]):
             if not fields:
                 continue
             if len(fields) != width:
-                yield reader.line_num, None, ("malformed_row", f"{len(fields)} fields, expected {width}")
+                yield line + reader.line_num, None, ("malformed_row", f"{len(fields)} fields, expected {width}")
                 continue
-            yield reader.line_num, {name: fields[position] for name, position in index.items()}, None
+            yield line + reader.line_num, {name: fields[position] for name, position in index.items()}, None
     except csv.Error as err:
-        raise UserInputError(f"{unit.path}:{reader.line_num}: cannot parse ({err})") from None
+        raise UserInputError(f"{unit.path}:{line + reader.line_num}: cannot parse ({err})") from None

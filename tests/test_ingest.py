@@ -132,3 +132,45 @@ def test_jsonl_without_any_record_is_a_clear_error(tmp_path):
     (tmp_path / "pool.jsonl").write_text("{broken\nnot json either\n")
     with pytest.raises(UserInputError, match=r"pool.jsonl: cannot find the url column"):
         resolve(tmp_path / "pool.jsonl")
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
+def test_large_text_files_are_read_in_slices_with_the_same_rows_and_line_numbers(tmp_path, fmt):
+    lines = []
+    for i in range(300):
+        caption = "bad \udcff bytes" if i % 97 == 5 else f"caption number {i} of a long pool"
+        if fmt == "tsv":
+            lines.append("only one field" if i % 50 == 7 else f"{caption}\thttp://a/{i}.jpg")
+        else:
+            lines.append("{broken" if i % 50 == 7 else json.dumps({"url": f"http://a/{i}", "caption": caption}))
+    path = tmp_path / f"pool.{fmt}"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+    whole_units, _ = resolve(path)
+    split_units, columns = resolve(path, split_bytes=700)
+    assert len(whole_units) == 1 and len(split_units) > 10
+    assert split_units[0].byte_range[0] == 0 and split_units[-1].byte_range[1] == path.stat().st_size
+
+    def rows_of(units):
+        good, bad = [], []
+        for unit in units:
+            for raw in read_unit(unit, columns):
+                rows, rejects = canonicalize(raw, IngestConfig())
+                good += rows.to_pylist()
+                bad += rejects.to_pylist()
+        return good, bad
+
+    assert rows_of(split_units) == rows_of(whole_units)
+    good, bad = rows_of(split_units)
+    assert len(good) + len(bad) == 300
+    assert {row["source_row"] for row in bad} == {i + 1 for i in range(300) if i % 97 == 5 or i % 50 == 7}
+
+
+def test_split_tsv_with_header_reads_the_header_once(tmp_path):
+    path = tmp_path / "pool.tsv"
+    path.write_text("caption\turl\n" + "".join(f"photo {i}\thttp://a/{i}\n" for i in range(200)))
+    units, columns = resolve(path, split_bytes=500)
+    assert len(units) > 3 and [unit.has_header for unit in units].count(True) == 1
+    good = [row for unit in units for raw in read_unit(unit, columns)
+            for row in canonicalize(raw, IngestConfig())[0].to_pylist()]
+    assert [row["caption"] for row in good] == [f"photo {i}" for i in range(200)]
+    assert [row["source_row"] for row in good] == list(range(2, 202))
