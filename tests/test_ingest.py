@@ -14,15 +14,19 @@ from pipeline.pool import resolve, read_unit
 from conftest import CC3M, LAION
 
 
-def ingest_all(pool_path, **columns):
-    units, found = resolve(pool_path, **columns)
+def read_units(units, columns):
+    """Rows and rejects of the given units, as dicts."""
     good, bad = [], []
     for unit in units:
-        for raw in read_unit(unit, found):
+        for raw in read_unit(unit, columns):
             rows, rejects = canonicalize(raw, IngestConfig())
             good += rows.to_pylist()
             bad += rejects.to_pylist()
     return good, bad
+
+
+def ingest_all(pool_path, **columns):
+    return read_units(*resolve(pool_path, **columns))
 
 
 def write_bad_parquet(path):
@@ -149,18 +153,8 @@ def test_large_text_files_are_read_in_slices_with_the_same_rows_and_line_numbers
     split_units, columns = resolve(path, split_bytes=700)
     assert len(whole_units) == 1 and len(split_units) > 10
     assert split_units[0].byte_range[0] == 0 and split_units[-1].byte_range[1] == path.stat().st_size
-
-    def rows_of(units):
-        good, bad = [], []
-        for unit in units:
-            for raw in read_unit(unit, columns):
-                rows, rejects = canonicalize(raw, IngestConfig())
-                good += rows.to_pylist()
-                bad += rejects.to_pylist()
-        return good, bad
-
-    assert rows_of(split_units) == rows_of(whole_units)
-    good, bad = rows_of(split_units)
+    assert read_units(split_units, columns) == read_units(whole_units, columns)
+    good, bad = read_units(split_units, columns)
     assert len(good) + len(bad) == 300
     assert {row["source_row"] for row in bad} == {i + 1 for i in range(300) if i % 97 == 5 or i % 50 == 7}
 
@@ -170,7 +164,6 @@ def test_split_tsv_with_header_reads_the_header_once(tmp_path):
     path.write_text("caption\turl\n" + "".join(f"photo {i}\thttp://a/{i}\n" for i in range(200)))
     units, columns = resolve(path, split_bytes=500)
     assert len(units) > 3 and [unit.has_header for unit in units].count(True) == 1
-    good = [row for unit in units for raw in read_unit(unit, columns)
-            for row in canonicalize(raw, IngestConfig())[0].to_pylist()]
+    good, _ = read_units(units, columns)
     assert [row["caption"] for row in good] == [f"photo {i}" for i in range(200)]
     assert [row["source_row"] for row in good] == list(range(2, 202))
