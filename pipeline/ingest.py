@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from pipeline.hashing import content_uid, pool_uid
 from pipeline.pool import RawBatch
+from pipeline.rundir import REJECT_SCHEMA
 
 DEDUP_KEYS = ("url_caption", "url", "none")
 
@@ -27,14 +28,6 @@ ROW_SCHEMA = pa.schema([
     ("dedup_key", pa.string()),
 ])
 
-REJECT_SCHEMA = pa.schema([
-    ("uid", pa.string()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-    ("source_file", pa.string()),
-    ("source_row", pa.int64()),
-    ("preview", pa.string()),
-])
 PREVIEW_CHARS = 200
 
 

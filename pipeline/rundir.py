@@ -19,8 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+import pyarrow as pa
+
 MANIFEST = "_manifest.json"
 REJECTS = "_rejects"
+# Every stage's rejects share one schema, so a run's rejects can be read together.
+REJECT_SCHEMA = pa.schema([
+    ("uid", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+    ("preview", pa.string()),
+])
 
 
 def fingerprint(stage: str, config: dict, inputs: dict) -> str:
@@ -94,8 +105,6 @@ def staged_dir(run_dir: Path, name: str) -> Iterator[Path]:
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
-
-
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import pool
-from pipeline.ingest import REJECT_SCHEMA, ROW_SCHEMA, IngestConfig, canonicalize
-from pipeline.rundir import StageResult, file_identity, run_stage
+from pipeline.ingest import ROW_SCHEMA, IngestConfig, canonicalize
+from pipeline.rundir import REJECT_SCHEMA, StageResult, file_identity, run_stage
 from pipeline.spark.outputs import ddl, materialize, work_dir, write_split
 
 STAGE = "ingest"

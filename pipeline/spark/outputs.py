@@ -9,21 +9,16 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.ingest import REJECT_SCHEMA
-from pipeline.rundir import REJECTS
+from pipeline.rundir import REJECT_SCHEMA, REJECTS
 
 
 def reject_columns(df: DataFrame) -> list:
     """The common rejects schema; columns a stage does not have are null."""
     present = set(df.columns)
     return [
-        (F.col(field.name) if field.name in present else F.lit(None)).cast(_spark_type(field)).alias(field.name)
+        (F.col(field.name) if field.name in present else F.lit(None)).cast(_ddl_type(field.type)).alias(field.name)
         for field in REJECT_SCHEMA
     ]
-
-
-def _spark_type(field) -> str:
-    return "bigint" if str(field.type) == "int64" else "string"
 
 
 def work_dir(out_dir: Path, name: str) -> Path:
