@@ -10,10 +10,19 @@ SUBMIT := $(SPARK_SUBMIT) --driver-memory 4g \
 
 RUN ?= runs/demo
 POOL ?= data/sample_pool.parquet
-METADATA ?= metadata/vocab_interim.txt.gz
+METADATA ?= metadata/vocab.txt.gz
 T ?= 20
 
-.PHONY: install demo curate test bench clean
+# The shipped vocabulary's inputs (make metadata): captions to mine bigrams from, and extra lists (SCOWL,
+# Debian's `scowl` package: common words, then proper names, then level-80 words until the total is reached).
+CORPUS ?= ../shared/data/captions/laion_style_10k.parquet ../shared/data/captions/cc3m_val.tsv
+SCOWL ?= /usr/share/dict/scowl
+EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)) \
+	$(foreach level,35 40 50 60 70 80 95,$(SCOWL)/english-proper-names.$(level)) $(SCOWL)/english-words.80
+MIN_COUNT ?= 3
+MIN_PMI ?= 8
+
+.PHONY: install demo curate metadata test bench clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +36,12 @@ demo: curate ## text curation of the sample pool with the shipped vocabulary, Sp
 
 curate: install ## the same on your pool: make curate POOL=... METADATA=... RUN=... T=...
 	$(SUBMIT) jobs/curate_text.py --pool $(POOL) --metadata $(METADATA) --out $(RUN) --t $(T)
+
+metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base and scowl)
+	$(SUBMIT) jobs/mine_bigrams.py $(foreach path,$(CORPUS),--corpus $(path)) \
+		--min-count $(MIN_COUNT) --min-pmi $(MIN_PMI) --out runs/metadata/bigrams
+	$(PYTHON) -m pipeline.vocabulary --bigrams runs/metadata/bigrams $(foreach path,$(EXTRA),--extra $(path)) \
+		--out metadata/vocab.txt.gz --provenance metadata/provenance.tsv.gz --report metadata/vocab_build.json
 
 test: install
 	$(PYTHON) -m pytest -q

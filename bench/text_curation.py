@@ -23,7 +23,7 @@ from pipeline.metadata import load_entries
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "captions"
-VOCAB = REPO / "metadata" / "vocab_interim.txt.gz"
+VOCAB = REPO / "metadata" / "vocab.txt.gz"
 
 
 def real_pool() -> pa.Table:

@@ -10,7 +10,7 @@ from typing import Callable
 from pipeline.errors import UserInputError
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_METADATA = REPO / "metadata" / "vocab_interim.txt.gz"
+DEFAULT_METADATA = REPO / "metadata" / "vocab.txt.gz"
 DEFAULT_POOL = REPO / "data" / "sample_pool.parquet"
 
 
@@ -38,6 +38,14 @@ def add_balance_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--t", type=float, help="per-entry cap t (default 20000, MetaCLIP 400M)")
     group.add_argument("--target-size", type=int, help="solve t so the expected selection has this size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hash draws")
+
+
+def add_bigram_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", action="append", required=True,
+                        help="pool file or directory whose captions are mined (repeat for several)")
+    parser.add_argument("--caption-col", help="caption column (default: caption/TEXT found automatically)")
+    parser.add_argument("--min-count", type=int, default=3, help="times a pair must occur (default 3)")
+    parser.add_argument("--min-pmi", type=float, default=8.0, help="least log2 PMI of a pair (default 8)")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

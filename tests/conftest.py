@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 LAION = SHARED / "captions" / "laion_style_10k.parquet"
 CC3M = SHARED / "captions" / "cc3m_val.tsv"
-VOCAB = REPO / "metadata" / "vocab_interim.txt.gz"
+VOCAB = REPO / "metadata" / "vocab.txt.gz"
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

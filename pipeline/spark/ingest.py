@@ -19,7 +19,7 @@ from pipeline.spark.outputs import ddl, materialize, work_dir, write_split
 
 STAGE = "ingest"
 OUTPUT_COLUMNS = ["uid", "url", "caption", "source_file", "source_row"]
-_COMBINED = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
+COMBINED_SCHEMA = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
 
 
 def _read_units(columns: pool.PoolColumns, config: IngestConfig):
@@ -38,15 +38,21 @@ def _combined(good: pa.Table, bad: pa.Table):
     for table in (good, bad):
         if table.num_rows:
             columns = [table.column(name) if name in table.column_names else pa.nulls(table.num_rows, field.type)
-                       for name, field in zip(_COMBINED.names, _COMBINED)]
-            yield from pa.table(columns, schema=_COMBINED).to_batches()
+                       for name, field in zip(COMBINED_SCHEMA.names, COMBINED_SCHEMA)]
+            yield from pa.table(columns, schema=COMBINED_SCHEMA).to_batches()
 
 
-def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
-    """One row per unit, spread over up to 4 tasks per core (no shuffle needed for that)."""
+def read_pool(spark: SparkSession, units: list[pool.PoolUnit], columns: pool.PoolColumns,
+              config: IngestConfig) -> DataFrame:
+    """Every row of the units, validated: good rows have a null `reason`, rejects carry theirs.
+
+    One row per unit is spread over up to 4 tasks per core (no shuffle needed for that); each task
+    reads its units itself.
+    """
     encoded = [(json.dumps(asdict(unit)),) for unit in units]
     slices = max(1, min(len(units), 4 * spark.sparkContext.defaultParallelism))
-    return spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
+    unit_frame = spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
+    return unit_frame.mapInArrow(_read_units(columns, config), ddl(COMBINED_SCHEMA))
 
 
 _BROADCAST_GROUPS = 2_000_000
@@ -114,14 +120,13 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
     inputs = {"pool": str(pool_path), "files": file_identity([Path(path) for path in files])}
 
     def body(out_dir: Path) -> StageResult:
-        read = _read_units(columns, config)
         scratch = work_dir(out_dir, "raw")
         cached: list[DataFrame] = []
         try:
-            raw = materialize(_unit_frame(spark, units).mapInArrow(read, ddl(_COMBINED)), scratch)
+            raw = materialize(read_pool(spark, units, columns, config), scratch)
             valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key,
                                      columns.uid is not None, cached)
-            combined = valid.select(*_COMBINED.names).unionByName(raw.filter(F.col("reason").isNotNull()))
+            combined = valid.select(*COMBINED_SCHEMA.names).unionByName(raw.filter(F.col("reason").isNotNull()))
             kept, rejected = write_split(combined, out_dir, OUTPUT_COLUMNS, computed=True)
             rows_in = _rows_read(raw, units)
         finally:

@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 
 from pipeline import cli
+from pipeline.errors import UserInputError
 from pipeline.metadata import entries_fingerprint, load_entries
+from pipeline.bigrams import BigramThresholds
 from pipeline.spark.balance import run_balance
+from pipeline.spark.bigrams import run_mine_bigrams
 from pipeline.spark.count import run_count
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.ingest import run_ingest
@@ -50,3 +53,13 @@ def balance_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-balance", args.master)
     manifest = run_balance(spark, Path(args.out), entries, cli.balance_config(args), force=args.force)
     print(format_summary(Path(args.out), {"selection": manifest}))
+
+
+def mine_bigrams_command(args: argparse.Namespace) -> None:
+    if args.min_count < 1:
+        raise UserInputError("--min-count must be at least 1")
+    thresholds = BigramThresholds(min_count=args.min_count, min_pmi=args.min_pmi)
+    spark = get_spark("metacurate-mine-bigrams", args.master)
+    manifest = run_mine_bigrams(spark, args.corpus, Path(args.out), thresholds, args.caption_col, force=args.force)
+    print(f"{args.out}: {manifest['bigrams_mined']:,} bigrams from {manifest['rows_out']:,} distinct captions "
+          f"({manifest['rows_in']:,} rows read; rejected: {manifest['rejected']})")
