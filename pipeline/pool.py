@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -311,11 +312,16 @@ def _read_text(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterato
         else:
             records = _csv_records(handle, unit, {name: i for i, name in enumerate(unit.column_names)})
         chunk: list[tuple[int, dict | None, tuple[str, str] | None]] = []
-        for record in records:
-            chunk.append(record)
-            if len(chunk) == batch_rows:
-                yield _text_batch(unit.path, chunk, wanted)
-                chunk = []
+        last_row = unit.first_row
+        try:
+            for record in records:
+                chunk.append(record)
+                last_row = record[0]
+                if len(chunk) == batch_rows:
+                    yield _text_batch(unit.path, chunk, wanted)
+                    chunk = []
+        except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt gzip file
+            raise UserInputError(f"{unit.path}: unreadable after line {last_row} ({err})") from None
         if chunk:
             yield _text_batch(unit.path, chunk, wanted)
 
