@@ -48,6 +48,27 @@ def add_bigram_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-pmi", type=float, default=8.0, help="least log2 PMI of a pair (default 8)")
 
 
+def add_download_options(parser: argparse.ArgumentParser) -> None:
+    from pipeline.download import DownloadOptions
+
+    defaults = DownloadOptions()
+    group = parser.add_argument_group("img2dataset options")
+    group.add_argument("--image-size", type=int, default=defaults.image_size)
+    group.add_argument("--resize-mode", default=defaults.resize_mode,
+                       choices=("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no"))
+    group.add_argument("--resize-only-if-bigger", action="store_true")
+    group.add_argument("--encode-format", default=defaults.encode_format, choices=("jpg", "png", "webp"))
+    group.add_argument("--encode-quality", type=int, default=defaults.encode_quality)
+    group.add_argument("--skip-reencode", action="store_true", help="keep the original bytes when not resized")
+    group.add_argument("--processes", type=int, help="download processes (default: Spark's parallelism)")
+    group.add_argument("--threads", type=int, default=defaults.thread_count, help="threads per process")
+    group.add_argument("--timeout", type=int, default=defaults.timeout, help="seconds per request")
+    group.add_argument("--retries", type=int, default=defaults.retries, help="immediate retries per url")
+    group.add_argument("--samples-per-shard", type=int, default=defaults.number_sample_per_shard)
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="download again the urls whose last attempt failed, as new shards")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     parser.add_argument("--master", help="Spark master (default: from spark-submit, else local[*])")

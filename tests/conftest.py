@@ -17,6 +17,7 @@ VOCAB = REPO / "metadata" / "vocab.txt.gz"
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which checks online
 
 
 def real_captions() -> list[str]:

@@ -63,3 +63,20 @@ def mine_bigrams_command(args: argparse.Namespace) -> None:
     manifest = run_mine_bigrams(spark, args.corpus, Path(args.out), thresholds, args.caption_col, force=args.force)
     print(f"{args.out}: {manifest['bigrams_mined']:,} bigrams from {manifest['rows_out']:,} distinct captions "
           f"({manifest['rows_in']:,} rows read; rejected: {manifest['rejected']})")
+
+
+def download_command(args: argparse.Namespace) -> None:
+    from pipeline.download import DownloadOptions, run_download
+
+    spark = get_spark("metacurate-download", args.master)
+    local = spark.sparkContext.master.startswith("local")
+    options = DownloadOptions(
+        image_size=args.image_size, resize_mode=args.resize_mode, resize_only_if_bigger=args.resize_only_if_bigger,
+        encode_format=args.encode_format, encode_quality=args.encode_quality, skip_reencode=args.skip_reencode,
+        processes_count=args.processes or spark.sparkContext.defaultParallelism, thread_count=args.threads,
+        timeout=args.timeout, retries=args.retries, number_sample_per_shard=args.samples_per_shard,
+        # In local mode img2dataset's own process pool is the leanest; on a cluster its Spark distributor
+        # runs the shards on the executors through this job's session.
+        distributor="multiprocessing" if local else "pyspark")
+    manifest = run_download(Path(args.out), options, retry_failed=args.retry_failed, force=args.force)
+    print(format_summary(Path(args.out), {"download": manifest}))

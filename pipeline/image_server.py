@@ -1,0 +1,87 @@
+"""A small HTTP server on 127.0.0.1 that serves image files, for demos, tests and benchmarks.
+
+Besides the files (`/img/<name>`) it has the failures a crawl meets: `/missing/...` answers 404,
+`/html/...` a web page instead of an image, `/slow/...` answers after `slow_seconds` (past a client's
+timeout), and `/flaky/<name>` fails with 503 until `heal()` is called, then serves the file. Every
+request path is recorded, so a test can check that nothing unlisted was fetched.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class ImageServer:
+    def __init__(self, files: dict[str, Path], slow_seconds: float = 5.0):
+        self.files = dict(files)
+        self.slow_seconds = slow_seconds
+        self.requests: list[str] = []
+        self.flaky_healed = False
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def url(self, route: str, name: str) -> str:
+        return f"{self.base_url}/{route}/{name}"
+
+    def heal(self) -> None:
+        self.flaky_healed = True
+
+    def __enter__(self) -> "ImageServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _respond(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests.append(handler.path)
+        route, _, name = handler.path.lstrip("/").partition("/")
+        if route == "slow":
+            time.sleep(self.slow_seconds)
+            route = "img"
+        if route == "flaky":
+            route = "img" if self.flaky_healed else "unavailable"
+        if route == "html":
+            self._send(handler, 200, b"<html><body>not an image</body></html>", "text/html")
+        elif route == "img" and name in self.files:
+            kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            self._send(handler, 200, self.files[name].read_bytes(), kind)
+        elif route == "unavailable":
+            self._send(handler, 503, b"try again later", "text/plain")
+        else:
+            self._send(handler, 404, b"not found", "text/plain")
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, code: int, body: bytes, kind: str) -> None:
+        try:
+            handler.send_response(code)
+            handler.send_header("Content-Type", kind)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout): nothing to answer
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                server._respond(self)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
