@@ -69,6 +69,16 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                         help="download again the urls whose last attempt failed, as new shards")
 
 
+def add_validate_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image limits (defaults: DataComp's basic filter)")
+    group.add_argument("--min-side", type=int, default=200, help="shorter side of the source image (default 200)")
+    group.add_argument("--max-aspect", type=float, default=3.0, help="longer over shorter side (default 3)")
+    group.add_argument("--max-pixels", type=int, default=178_956_970, help="larger images are rejected")
+    group.add_argument("--max-phash-distance", type=int, default=6,
+                       help="images whose perceptual hashes differ in at most this many of 64 bits are "
+                            "near-duplicates (default 6; 0 = identical hash)")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     parser.add_argument("--master", help="Spark master (default: from spark-submit, else local[*])")

@@ -39,7 +39,7 @@ class DownloadOptions:
     """What img2dataset is asked to do; the names follow img2dataset's own options."""
 
     image_size: int = 256
-    resize_mode: str = "border"  # border | keep_ratio | keep_ratio_largest | center_crop | no
+    resize_mode: str = "keep_ratio"  # not border: letterbox padding would change the perceptual hash
     resize_only_if_bigger: bool = False
     encode_format: str = "jpg"
     encode_quality: int = 95

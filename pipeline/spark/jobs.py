@@ -80,3 +80,15 @@ def download_command(args: argparse.Namespace) -> None:
         distributor="multiprocessing" if local else "pyspark")
     manifest = run_download(Path(args.out), options, retry_failed=args.retry_failed, force=args.force)
     print(format_summary(Path(args.out), {"download": manifest}))
+
+
+def validate_command(args: argparse.Namespace) -> None:
+    from pipeline.imagecheck import ImageLimits
+    from pipeline.spark.validate import run_validate
+
+    if not 0 <= args.max_phash_distance <= 64:
+        raise UserInputError("--max-phash-distance must be between 0 and 64")
+    limits = ImageLimits(min_side=args.min_side, max_aspect=args.max_aspect, max_pixels=args.max_pixels)
+    spark = get_spark("metacurate-validate", args.master)
+    manifest = run_validate(spark, Path(args.out), limits, args.max_phash_distance, force=args.force)
+    print(format_summary(Path(args.out), {"validate": manifest}))
