@@ -81,8 +81,19 @@ def add_validate_options(parser: argparse.ArgumentParser) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
+    add_engine_options(parser)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master (default: from spark-submit, else local[*])")
     parser.add_argument("--force", action="store_true", help="rerun stages even if their output is current")
+
+
+def add_shard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run directory with download, validate and rebalance")
+    parser.add_argument("--out", required=True, help="folder of the webdataset shards")
+    parser.add_argument("--samples-per-shard", type=int, default=10_000)
+    add_engine_options(parser)
 
 
 def user_error_message(error: BaseException) -> str | None:
@@ -98,13 +109,14 @@ def user_error_message(error: BaseException) -> str | None:
 
 
 def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentParser], None]],
-             command: Callable[[argparse.Namespace], None]) -> None:
+             command: Callable[[argparse.Namespace], None], run_options=add_run_options) -> None:
     """A job's whole entry point: its option groups plus the run options, then the command."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for add_options in option_groups:
         add_options(parser)
-    add_run_options(parser)
+    if run_options is not None:
+        run_options(parser)
     args = parser.parse_args()
     run_job(lambda: command(args))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -49,3 +50,22 @@ def spark():
     session = get_spark("metacurate-tests", "local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def cifar_images(tmp_path_factory) -> dict[str, Path]:
+    """The first 40 CIFAR-10 training JPEGs, as served names -> files."""
+    archive = SHARED / "images" / "cifar10_train.tar.gz"
+    if not archive.exists():
+        pytest.skip("../shared/data is not beside the repo")
+    folder = tmp_path_factory.mktemp("cifar")
+    images: dict[str, Path] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".jpg"):
+                path = folder / member.name.replace("/", "_")
+                path.write_bytes(tar.extractfile(member).read())
+                images[path.name] = path
+                if len(images) == 40:
+                    break
+    return images

@@ -8,32 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED
 
 from pipeline.download import STATUS, DownloadOptions, final_status, run_download, split_by_scheme
 from pipeline.image_server import ImageServer
 from pipeline.rundir import MANIFEST, REJECTS, StageResult, read_manifest, run_stage
 
 OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=2, number_sample_per_shard=16)
-
-
-@pytest.fixture(scope="module")
-def cifar_images(tmp_path_factory) -> dict[str, Path]:
-    """The first 40 CIFAR-10 training JPEGs, as served names -> files."""
-    archive = SHARED / "images" / "cifar10_train.tar.gz"
-    if not archive.exists():
-        pytest.skip("../shared/data is not beside the repo")
-    folder = tmp_path_factory.mktemp("cifar")
-    images: dict[str, Path] = {}
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".jpg"):
-                path = folder / member.name.replace("/", "_")
-                path.write_bytes(tar.extractfile(member).read())
-                images[path.name] = path
-                if len(images) == 40:
-                    break
-    return images
 
 
 def write_selection(run_dir: Path, urls: list[str | None]) -> list[str]:

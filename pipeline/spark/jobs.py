@@ -92,3 +92,22 @@ def validate_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-validate", args.master)
     manifest = run_validate(spark, Path(args.out), limits, args.max_phash_distance, force=args.force)
     print(format_summary(Path(args.out), {"validate": manifest}))
+
+
+def rebalance_command(args: argparse.Namespace) -> None:
+    from pipeline.spark.rebalance import run_rebalance
+
+    spark = get_spark("metacurate-rebalance", args.master)
+    manifest = run_rebalance(spark, Path(args.out), cli.balance_config(args), force=args.force)
+    print(format_summary(Path(args.out), {"rebalance": manifest}))
+
+
+def write_shards_command(args: argparse.Namespace) -> None:
+    from pipeline.spark.shards import run_write_shards
+
+    if args.samples_per_shard < 1:
+        raise UserInputError("--samples-per-shard must be at least 1")
+    spark = get_spark("metacurate-write-shards", args.master)
+    manifest = run_write_shards(spark, Path(args.run), Path(args.out), args.samples_per_shard, force=args.force)
+    state = "skipped (current)" if manifest["skipped"] else f"{manifest['wall_seconds']:.1f}s"
+    print(f"{Path(args.out).resolve()}: {manifest['rows_out']:,} samples in {manifest['shards']} shards [{state}]")

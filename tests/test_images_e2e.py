@@ -1,0 +1,95 @@
+"""The image side end to end: text curation -> download -> validate -> rebalance -> webdataset shards.
+
+Real images (CIFAR-10 JPEGs and the UKBench set with its corrupt JPEG and RGBA PNG) are served on
+127.0.0.1 next to urls that 404, time out, return HTML or use another scheme.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset
+from conftest import SHARED
+from test_download import OPTIONS
+
+from pipeline.download import STATUS, run_download
+from pipeline.image_server import ImageServer
+from pipeline.imagecheck import ImageLimits
+from pipeline.rundir import REJECTS
+from pipeline.spark.balance import BalanceConfig
+from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.rebalance import run_rebalance
+from pipeline.spark.shards import INDEX_FILE, STATS_FILE, run_write_shards
+from pipeline.spark.validate import run_validate
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@pytest.fixture
+def served_pool(tmp_path, cifar_images):
+    ukbench = SHARED / "dedup" / "ukbench"
+    files = dict(cifar_images)
+    files.update({path.relative_to(ukbench).as_posix().replace("/", "__"): path
+                  for path in sorted(ukbench.rglob("*")) if path.is_file()})
+    return files
+
+
+def _pool_rows(server: ImageServer, files: dict) -> list[dict]:
+    rows = []
+    for name in files:
+        label = next((label for label in CLASSES if f"_{label}_" in name), "dog")
+        rows.append({"url": server.url("img", name), "caption": f"a photo of a {label} ({name})"})
+    rows += [{"url": server.url("missing", "gone.jpg"), "caption": "a photo of a cat that is gone"},
+             {"url": server.url("html", "page.jpg"), "caption": "a photo of a dog page"},
+             {"url": server.url("slow", next(iter(files))), "caption": "a photo of a slow horse"},
+             {"url": "file:///etc/passwd", "caption": "a photo of a ship file"},
+             {"url": "a photo without url", "caption": ""}]
+    return rows
+
+
+def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path, served_pool):
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("\n".join(CLASSES + ("photo",)) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    with ImageServer(served_pool, slow_seconds=3) as server:
+        pool = tmp_path / "pool.jsonl"
+        pool.write_text("".join(json.dumps(row) + "\n" for row in _pool_rows(server, served_pool)))
+        text = curate_text(spark, TextCurationConfig(pool=str(pool), metadata=str(vocabulary), out=str(run),
+                                                     balance=BalanceConfig(t=1000, seed=0)))
+        download = run_download(run, OPTIONS)
+    validate_manifest = run_validate(spark, run, ImageLimits(min_side=0, max_aspect=3), max_distance=6)
+    rebalance = run_rebalance(spark, run, BalanceConfig(t=20, seed=0))
+    shards = run_write_shards(spark, run, tmp_path / "shards", samples_per_shard=16)
+
+    selected = {row["uid"]: row for row in pq.read_table(run / "selection").to_pylist()}
+    failed = {row["uid"] for row in pq.read_table(run / "download" / STATUS).to_pylist() if row["status"] != "success"}
+    scheme = {row["uid"] for row in pq.read_table(run / "download" / REJECTS).to_pylist()}
+    invalid = {row["uid"] for row in pq.read_table(run / "validate").to_pylist() if row["status"] == "rejected"}
+    balanced_out = {row["uid"] for row in pq.read_table(run / "rebalance" / REJECTS).to_pylist()}
+    index = pq.read_table(tmp_path / "shards" / INDEX_FILE).to_pylist()
+    in_shards = {row["uid"] for row in index}
+    parts = [failed, scheme, invalid, balanced_out, in_shards]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == len(selected)  # disjoint, and cover everything
+    assert set().union(*parts) == set(selected)
+    assert text["selection"]["rows_out"] == download["rows_in"]
+    assert download["rows_out"] == validate_manifest["rows_in"]
+    assert validate_manifest["rows_out"] == rebalance["rows_in"]
+    assert rebalance["rows_out"] == shards["rows_in"] == shards["rows_out"] == len(index)
+    assert download["rejected"]["unsupported_scheme"] == 1
+    assert rebalance["rejected"]["balanced_out"] > 0  # t=20 caps the frequent "photo" entry
+
+    stats = json.loads((tmp_path / "shards" / STATS_FILE).read_text())
+    tars = sorted(str(path) for path in (tmp_path / "shards").glob("*.tar"))
+    assert stats["samples"] == len(index) and stats["shards"] == len(tars) == -(-len(index) // 16)
+    read_back = {}
+    for sample in webdataset.WebDataset(tars, shardshuffle=False).decode("pil").to_tuple("__key__", "jpg", "txt",
+                                                                                         "json"):
+        key, image, caption, meta = sample
+        assert image.size[0] > 0 and meta["uid"] == key
+        read_back[key] = (caption, meta)
+    assert set(read_back) == in_shards
+    for uid, (caption, meta) in read_back.items():
+        assert caption == selected[uid]["caption"]
+        assert meta["url"] == selected[uid]["url"] and meta["entry_ids"] == list(selected[uid]["entry_ids"])
