@@ -93,3 +93,34 @@ def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path,
     for uid, (caption, meta) in read_back.items():
         assert caption == selected[uid]["caption"]
         assert meta["url"] == selected[uid]["url"] and meta["entry_ids"] == list(selected[uid]["entry_ids"])
+
+
+@pytest.mark.slow
+def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
+    from test_jobs import REPO, submit
+
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("photo\nairplane\n", encoding="utf-8")
+    run, shards = tmp_path / "run", tmp_path / "shards"
+    names = list(cifar_images)[:24]
+    with ImageServer(cifar_images) as server:
+        pool = tmp_path / "pool.jsonl"
+        rows = [{"url": server.url("img", name), "caption": f"a photo of an airplane {name}"} for name in names[:20]]
+        rows += [{"url": server.url("flaky", name), "caption": f"a flaky photo {name}"} for name in names[20:]]
+        pool.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        submit(str(REPO / "jobs" / "curate_text.py"), "--pool", str(pool), "--metadata", str(vocabulary),
+               "--out", str(run), "--t", "1000")
+        first = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--timeout", "2")
+        assert "failed_to_download 4" in first.stdout
+        server.heal()
+        retried = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--retry-failed")
+        assert "out        24" in retried.stdout and "rejected: none" in retried.stdout
+    submit(str(REPO / "jobs" / "validate.py"), "--run", str(run), "--min-side", "0")
+    submit(str(REPO / "jobs" / "rebalance.py"), "--run", str(run), "--t", "1000")
+    written = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(run), "--out", str(shards),
+                     "--samples-per-shard", "10")
+    assert "24 samples in 3 shards" in written.stdout
+    assert json.loads((shards / STATS_FILE).read_text())["samples"] == 24
+    missing = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(tmp_path / "nowhere"), "--out",
+                     str(tmp_path / "x"), check=False)
+    assert missing.returncode == 2 and "run download, validate and rebalance first" in missing.stdout + missing.stderr
