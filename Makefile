@@ -48,6 +48,7 @@ test: install
 
 bench: install
 	$(PYTHON) -m bench.text_curation
+	$(PYTHON) -m bench.images
 
 clean:
 	rm -rf runs spark-warehouse

@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.rundir import MANIFEST, REJECT_SCHEMA, REJECTS, fingerprint, read_manifest, write_json_atomic
+from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, fingerprint, read_manifest, run_stage,
+                             write_json_atomic)
 
 STAGE = "download"
 INPUT = "_input"
@@ -51,6 +52,25 @@ class DownloadOptions:
     number_sample_per_shard: int = 10_000
     distributor: str = "multiprocessing"  # multiprocessing | pyspark (uses the active SparkSession)
 
+
+
+def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[str] | None = None) -> list[str]:
+    """Start a run directory from a plain url list, as if text curation had selected every url.
+
+    For benchmarks and tests, and for downloading a list that needs no curation. Returns the uids.
+    """
+    uids = [f"{index:032x}" for index in range(len(urls))]
+    table = pa.table({"uid": uids, "url": pa.array(urls, pa.string()),
+                      "caption": captions or [f"caption {index}" for index in range(len(urls))],
+                      "entry_ids": pa.array([[]] * len(urls), pa.list_(pa.int32())),
+                      "keep_prob": [1.0] * len(urls)})
+
+    def body(out_dir: Path) -> StageResult:
+        pq.write_table(table, out_dir / "part-0.parquet")
+        return StageResult(len(urls), len(urls))
+
+    run_stage(Path(run_dir), "selection", {"urls": len(urls)}, {}, body, force=True)
+    return uids
 
 
 def split_by_scheme(selection: pa.Table) -> tuple[pa.Table, pa.Table]:

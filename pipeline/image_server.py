@@ -9,10 +9,25 @@ request path is recorded, so a test can check that nothing unlisted was fetched.
 from __future__ import annotations
 
 import mimetypes
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+
+def unpack_jpegs(archive: Path, folder: Path, limit: int) -> dict[str, Path]:
+    """The first `limit` JPEGs of a tar archive (CIFAR-10's), as served names -> files in folder."""
+    files: dict[str, Path] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".jpg"):
+                path = Path(folder) / member.name.replace("/", "_")
+                path.write_bytes(tar.extractfile(member).read())
+                files[path.name] = path
+                if len(files) == limit:
+                    break
+    return files
 
 
 class ImageServer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -58,14 +57,6 @@ def cifar_images(tmp_path_factory) -> dict[str, Path]:
     archive = SHARED / "images" / "cifar10_train.tar.gz"
     if not archive.exists():
         pytest.skip("../shared/data is not beside the repo")
-    folder = tmp_path_factory.mktemp("cifar")
-    images: dict[str, Path] = {}
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".jpg"):
-                path = folder / member.name.replace("/", "_")
-                path.write_bytes(tar.extractfile(member).read())
-                images[path.name] = path
-                if len(images) == 40:
-                    break
-    return images
+    from pipeline.image_server import unpack_jpegs
+
+    return unpack_jpegs(archive, tmp_path_factory.mktemp("cifar"), 40)

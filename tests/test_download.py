@@ -9,27 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.download import STATUS, DownloadOptions, final_status, run_download, split_by_scheme
+from pipeline.download import (STATUS, DownloadOptions, final_status, run_download, selection_from_urls,
+                               split_by_scheme)
 from pipeline.image_server import ImageServer
-from pipeline.rundir import MANIFEST, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.rundir import MANIFEST, REJECTS, read_manifest
 
 OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=2, number_sample_per_shard=16)
-
-
-def write_selection(run_dir: Path, urls: list[str | None]) -> list[str]:
-    """A finished DIR/selection listing these urls (as the balance stage writes it); returns the uids."""
-    uids = [f"{index:032x}" for index in range(len(urls))]
-    table = pa.table({"uid": uids, "url": pa.array(urls, pa.string()),
-                      "caption": [f"caption {index}" for index in range(len(urls))],
-                      "entry_ids": [[index] for index in range(len(urls))],
-                      "keep_prob": [1.0] * len(urls)})
-
-    def body(out_dir: Path) -> StageResult:
-        pq.write_table(table, out_dir / "part-0.parquet")
-        return StageResult(len(urls), len(urls))
-
-    run_stage(run_dir, "selection", {}, {}, body)
-    return uids
 
 
 def status_by_uid(run_dir: Path) -> dict[str, dict]:
@@ -62,7 +47,7 @@ def test_download_accounts_for_every_url_and_retry_recovers_failures(tmp_path, c
                    server.url("slow", next(iter(cifar_images))), server.url("flaky", "train_cat_0000.jpg"),
                    "file:///etc/passwd", "ftp://127.0.0.1/x.jpg"]
         server.files["train_cat_0000.jpg"] = next(iter(cifar_images.values()))
-        uids = write_selection(tmp_path, served + awkward)
+        uids = selection_from_urls(tmp_path, served + awkward)
         first = run_download(tmp_path, OPTIONS)
         assert first["rows_in"] == len(uids) == first["rows_out"] + sum(first["rejected"].values())
         assert first["rows_out"] == len(served)
@@ -98,7 +83,7 @@ def test_download_accounts_for_every_url_and_retry_recovers_failures(tmp_path, c
 
 def test_a_rerun_after_a_crash_resumes_without_refetching_finished_shards(tmp_path, cifar_images):
     with ImageServer(cifar_images) as server:
-        write_selection(tmp_path, [server.url("img", name) for name in cifar_images])
+        selection_from_urls(tmp_path, [server.url("img", name) for name in cifar_images])
         complete = run_download(tmp_path, OPTIONS)
         download = tmp_path / "download"
         # a crash while writing the last shard: its stats file (written last by img2dataset) and the

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SHARED
 from PIL import Image
-from test_download import OPTIONS, write_selection
+from test_download import OPTIONS
 
-from pipeline.download import STATUS, run_download
+from pipeline.download import STATUS, run_download, selection_from_urls
 from pipeline.image_server import ImageServer
 from pipeline.imagecheck import ImageLimits, hamming, inspect_image, perceptual_hash
 from pipeline.neardup import band_values, duplicate_groups, losers
@@ -59,7 +59,7 @@ def test_ukbench_duplicates_found_distinct_photos_kept(spark, tmp_path):
     truth = json.loads((SHARED / "dedup" / "ukbench.json").read_text())
     files = {path.relative_to(UKBENCH).as_posix(): path for path in sorted(UKBENCH.rglob("*")) if path.is_file()}
     with ImageServer({name.replace("/", "__"): path for name, path in files.items()}) as server:
-        write_selection(tmp_path, [server.url("img", name.replace("/", "__")) for name in files])
+        selection_from_urls(tmp_path, [server.url("img", name.replace("/", "__")) for name in files])
         download = run_download(tmp_path, OPTIONS)
     manifest = run_validate(spark, tmp_path, ImageLimits(), max_distance=6)
     names = {row["uid"]: row["url"].rsplit("/", 1)[1].replace("__", "/")

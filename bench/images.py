@@ -1,0 +1,99 @@
+"""Benchmarks of the image side, each measured next to its baseline in the same run.
+
+    make bench            (python -m bench.images [--images 3000])
+
+- download: the download stage vs a plain img2dataset run on the same url list, same options, same server;
+- validation: decode + limits + sha256 + pHash, images/s on one core, over CIFAR-10 and UKBench files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.download import DownloadOptions, run_download, selection_from_urls
+from pipeline.image_server import ImageServer, unpack_jpegs
+from pipeline.imagecheck import ImageLimits, inspect_image
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+OUT = REPO / "bench" / "out"
+
+
+def plain_img2dataset(urls: list[str], work: Path, options: DownloadOptions) -> float:
+    """Wall seconds of img2dataset alone on the url list."""
+    from img2dataset import download
+
+    listing = work / "plain-urls.parquet"
+    pq.write_table(pa.table({"url": urls, "caption": [f"caption {i}" for i in range(len(urls))]}), listing)
+    output = work / "plain"
+    shutil.rmtree(output, ignore_errors=True)
+    started = time.perf_counter()
+    download(url_list=str(listing), output_folder=str(output), input_format="parquet", output_format="webdataset",
+             url_col="url", caption_col="caption", compute_hash="sha256", **options.__dict__)
+    return time.perf_counter() - started
+
+
+def stage_download(urls: list[str], work: Path, options: DownloadOptions) -> float:
+    """Wall seconds of the download stage (url checks, img2dataset, status table, manifest)."""
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    selection_from_urls(run, urls)
+    started = time.perf_counter()
+    manifest = run_download(run, options)
+    elapsed = time.perf_counter() - started
+    assert manifest["rows_out"] == len(urls), manifest["rejected"]
+    return elapsed
+
+
+def bench_download(files: dict[str, Path], work: Path) -> dict:
+    options = DownloadOptions(processes_count=2, thread_count=16, number_sample_per_shard=1000)
+    with ImageServer(files) as server:
+        urls = [server.url("img", name) for name in files]
+        plain = min(plain_img2dataset(urls, work, options) for _ in range(2))
+        ours = min(stage_download(urls, work, options) for _ in range(2))
+    return {"images": len(urls), "plain_img2dataset_images_per_s": len(urls) / plain,
+            "download_stage_images_per_s": len(urls) / ours, "ratio": plain / ours}
+
+
+def bench_validation(files: list[Path]) -> dict:
+    payloads = [path.read_bytes() for path in files]
+    limits = ImageLimits(min_side=0)
+    started = time.perf_counter()
+    for payload in payloads:
+        inspect_image(payload, limits)
+    return {"images": len(payloads), "images_per_s_one_core": len(payloads) / (time.perf_counter() - started)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=3000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        files = unpack_jpegs(SHARED / "images" / "cifar10_train.tar.gz", work, args.images)
+        download = bench_download(files, work)
+        print(f"download of {download['images']:,} CIFAR-10 images from 127.0.0.1, 2 processes x 16 threads:")
+        print(f"  plain img2dataset {download['plain_img2dataset_images_per_s']:,.0f} images/s, download stage "
+              f"{download['download_stage_images_per_s']:,.0f} images/s: {download['ratio']:.2f}x (goal >= 0.9x)")
+        ukbench = sorted(path for path in (SHARED / "dedup" / "ukbench").rglob("*") if path.is_file())
+        cifar = bench_validation(list(files.values()))
+        photos = bench_validation(ukbench)
+    print("validation (decode, limits, sha256, pHash), one core:")
+    print(f"  CIFAR-10 32x32 JPEGs: {cifar['images_per_s_one_core']:,.0f} images/s; "
+          f"UKBench 640x480 photos and others: {photos['images_per_s_one_core']:,.0f} images/s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = {"download": download, "validation_cifar": cifar, "validation_ukbench": photos}
+    (OUT / "images.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {OUT / 'images.json'}")
+
+
+if __name__ == "__main__":
+    main()
