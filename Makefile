@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate metadata test bench clean
+.PHONY: install demo curate images demo-images metadata test bench clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,15 @@ demo: curate ## text curation of the sample pool with the shipped vocabulary, Sp
 
 curate: install ## the same on your pool: make curate POOL=... METADATA=... RUN=... T=...
 	$(SUBMIT) jobs/curate_text.py --pool $(POOL) --metadata $(METADATA) --out $(RUN) --t $(T)
+
+images: install ## the image side on a curated run: make images RUN=... SHARDS=... IMAGE_OPTIONS=...
+	$(SUBMIT) jobs/download.py --run $(RUN)
+	$(SUBMIT) jobs/validate.py --run $(RUN) $(IMAGE_OPTIONS)
+	$(SUBMIT) jobs/rebalance.py --run $(RUN) --t $(T)
+	$(SUBMIT) jobs/write_shards.py --run $(RUN) --out $(or $(SHARDS),$(RUN)/shards)
+
+demo-images: install ## the whole pipeline offline on CIFAR-10 images served from 127.0.0.1
+	$(SUBMIT) jobs/demo_images.py --out runs/demo-images
 
 metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base and scowl)
 	$(SUBMIT) jobs/mine_bigrams.py $(foreach path,$(CORPUS),--corpus $(path)) \

@@ -111,3 +111,33 @@ def write_shards_command(args: argparse.Namespace) -> None:
     manifest = run_write_shards(spark, Path(args.run), Path(args.out), args.samples_per_shard, force=args.force)
     state = "skipped (current)" if manifest["skipped"] else f"{manifest['wall_seconds']:.1f}s"
     print(f"{Path(args.out).resolve()}: {manifest['rows_out']:,} samples in {manifest['shards']} shards [{state}]")
+
+
+def demo_images_command(args: argparse.Namespace) -> None:
+    """Text curation, download, validation, rebalance and shards of the offline demo pool, in one session."""
+    import tempfile
+
+    from pipeline.demo import demo_files, write_demo_pool
+    from pipeline.download import DownloadOptions, run_download
+    from pipeline.image_server import ImageServer
+    from pipeline.imagecheck import ImageLimits
+    from pipeline.spark.balance import BalanceConfig
+    from pipeline.spark.rebalance import run_rebalance
+    from pipeline.spark.shards import run_write_shards
+    from pipeline.spark.validate import run_validate
+
+    run = Path(args.out)
+    spark = get_spark("metacurate-demo-images", args.master)
+    balance = BalanceConfig(t=args.t, seed=0)
+    with tempfile.TemporaryDirectory() as folder, ImageServer(demo_files(Path(folder)), slow_seconds=0) as server:
+        run.mkdir(parents=True, exist_ok=True)
+        write_demo_pool(server, list(server.files), run / "demo_pool.jsonl")
+        manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"), metadata=args.metadata,
+                                                          out=str(run), balance=balance, force=args.force))
+        options = DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16, timeout=5)
+        manifests["download"] = run_download(run, options, force=args.force)
+    manifests["validate"] = run_validate(spark, run, ImageLimits(min_side=0, max_aspect=3), 6, force=args.force)
+    manifests["rebalance"] = run_rebalance(spark, run, balance, force=args.force)
+    shards = run_write_shards(spark, run, run / "shards", samples_per_shard=100, force=args.force)
+    print(format_summary(run, manifests))
+    print(f"  shards: {run.resolve() / 'shards'} ({shards['rows_out']} samples in {shards['shards']} shards)")
