@@ -124,3 +124,16 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
     missing = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(tmp_path / "nowhere"), "--out",
                      str(tmp_path / "x"), check=False)
     assert missing.returncode == 2 and "run download, validate and rebalance first" in missing.stdout + missing.stderr
+
+
+@pytest.mark.slow
+def test_offline_image_demo_job_writes_readable_shards(tmp_path):
+    from test_jobs import REPO, submit
+
+    result = submit(str(REPO / "jobs" / "demo_images.py"), "--out", str(tmp_path / "demo"))
+    assert "rejected: duplicate" in result.stdout and "unsupported_scheme 1" in result.stdout
+    index = pq.read_table(tmp_path / "demo" / "shards" / INDEX_FILE)
+    tars = sorted(str(path) for path in (tmp_path / "demo" / "shards").glob("*.tar"))
+    samples = list(webdataset.WebDataset(tars, shardshuffle=False).to_tuple("__key__", "txt"))
+    assert index.num_rows == len(samples) > 400
+    assert sorted(key for key, _ in samples) == sorted(index.column("uid").to_pylist())
