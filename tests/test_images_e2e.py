@@ -13,8 +13,9 @@ import pytest
 import webdataset
 from conftest import SHARED
 from test_download import OPTIONS
+from test_jobs import standalone_cluster  # noqa: F401  (a fixture)
 
-from pipeline.download import STATUS, run_download
+from pipeline.download import STATUS, run_download, selection_from_urls
 from pipeline.image_server import ImageServer
 from pipeline.imagecheck import ImageLimits
 from pipeline.rundir import REJECTS
@@ -137,3 +138,23 @@ def test_offline_image_demo_job_writes_readable_shards(tmp_path):
     samples = list(webdataset.WebDataset(tars, shardshuffle=False).to_tuple("__key__", "txt"))
     assert index.num_rows == len(samples) > 400
     assert sorted(key for key, _ in samples) == sorted(index.column("uid").to_pylist())
+
+
+@pytest.mark.slow
+def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_images, standalone_cluster):
+    from test_jobs import REPO, submit
+
+    master, _ = standalone_cluster
+    with ImageServer(cifar_images) as server:
+        selection_from_urls(tmp_path / "run", [server.url("img", name) for name in list(cifar_images)[:20]]
+                            + [server.url("missing", "gone.jpg")])
+        result = submit("--master", master, "--executor-memory", "1g", str(REPO / "jobs" / "download.py"),
+                        "--run", str(tmp_path / "run"), "--samples-per-shard", "8")
+    manifest = json.loads((tmp_path / "run" / "download" / "_manifest.json").read_text())
+    assert (manifest["rows_out"], manifest["rejected"]) == (20, {"failed_to_download": 1})
+    assert manifest["shards"] == 3
+    # img2dataset's Spark distributor ran one task per shard on this application's executor (the job
+    # itself reads and writes with pyarrow, so these are the only tasks)
+    executor_log = "".join(path.read_text() for path in (tmp_path / "work").rglob("stderr"))
+    assert executor_log.count("Finished task") == manifest["shards"]
+    assert "download" in result.stdout
