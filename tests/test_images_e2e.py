@@ -94,6 +94,25 @@ def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path,
     for uid, (caption, meta) in read_back.items():
         assert caption == selected[uid]["caption"]
         assert meta["url"] == selected[uid]["url"] and meta["entry_ids"] == list(selected[uid]["entry_ids"])
+    assert open_clip_loader_count(tars) == len(index)
+
+
+def open_clip_loader_count(tars: list[str]) -> int:
+    """Samples that open_clip's own webdataset loader (open_clip_train.data) yields from the shards."""
+    from argparse import Namespace
+
+    from pipeline.torch_compat import prepare_torchvision
+
+    prepare_torchvision()
+    import open_clip
+    from open_clip_train.data import get_wds_dataset
+    from torchvision import transforms
+
+    args = Namespace(train_data=None, val_data="::".join(tars), val_num_samples=None, seed=0, batch_size=8,
+                     workers=0, world_size=1, train_data_upsampling_factors=None, train_num_samples=None)
+    preprocess = transforms.Compose([transforms.Resize(32), transforms.CenterCrop(32), transforms.ToTensor()])
+    loader = get_wds_dataset(args, preprocess, is_train=False, tokenizer=open_clip.get_tokenizer("RN50")).dataloader
+    return sum(images.shape[0] for images, texts in loader if texts.shape[1] == 77)
 
 
 @pytest.mark.slow
