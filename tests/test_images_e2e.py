@@ -177,3 +177,38 @@ def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_ima
     executor_log = "".join(path.read_text() for path in (tmp_path / "work").rglob("stderr"))
     assert executor_log.count("Finished task") == manifest["shards"]
     assert "download" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_path, cifar_images):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from test_jobs import ENV, REPO, SUBMIT
+
+    names = list(cifar_images)[:40]
+    run = tmp_path / "run"
+    args = SUBMIT + [str(REPO / "jobs" / "download.py"), "--run", str(run), "--processes", "1", "--threads", "2",
+                     "--samples-per-shard", "8"]
+    with ImageServer(cifar_images, slow_seconds=0.3) as server:
+        selection_from_urls(run, [server.url("slow", name) for name in names])
+        job = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        deadline = time.time() + 120
+        while len(list((run / "download").glob("*_stats.json"))) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        finished = sorted((run / "download").glob("*_stats.json"))
+        assert 2 <= len(finished) < 5 and not (run / "download" / "_manifest.json").exists()
+        done_urls = {url for stats in finished for url in
+                     pq.read_table(str(stats).replace("_stats.json", ".parquet")).column("url").to_pylist()}
+        before = len(server.requests)
+        rerun = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+        refetched = {server.base_url + path for path in server.requests[before:]}
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert refetched and not refetched & done_urls
+    manifest = json.loads((run / "download" / "_manifest.json").read_text())
+    assert manifest["rows_out"] == len(names) and manifest["shards"] == 5
