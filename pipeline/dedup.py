@@ -1,0 +1,144 @@
+"""SemDeDup: semantic near-duplicates among embeddings, found within k-means clusters.
+
+1. Normalize the embeddings; spherical k-means with FAISS (on a seeded sample when the pool is large),
+   every sample assigned to its nearest centroid.
+2. Within a cluster, samples are visited nearest-to-centroid first; a sample is removed when its cosine
+   similarity to an already kept sample exceeds 1 - eps, and it names the most similar kept sample.
+   So of a group of duplicates, the one nearest the centroid (the most typical) is kept.
+Several eps values share the clustering and each cluster's similarity matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.errors import UserInputError
+
+DEDUP_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("cluster", pa.int32()), ("status", pa.string()), ("duplicate_of", pa.string()),
+    ("similarity", pa.float32()), ("eps", pa.float64()),
+])
+POINTS_PER_CENTROID = 256  # k-means is fitted on at most this many samples per cluster (FAISS's own default)
+
+
+def faiss_device() -> str:
+    """'gpu' when FAISS sees a GPU, else 'cpu'."""
+    import faiss
+
+    return "gpu" if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0 else "cpu"
+
+
+def normalized(embeddings: np.ndarray, uids: Sequence[str]) -> np.ndarray:
+    """float32 unit vectors; a NaN, infinite or zero vector is an error naming its uid."""
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(uids):
+        raise UserInputError(f"expected {len(uids)} embeddings as a 2-D array, got shape {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1)
+    bad = ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise UserInputError(f"{int(bad.sum())} embeddings are NaN, infinite or zero (first: uid {uids[first]})")
+    return vectors / norms[:, None]
+
+
+def spherical_kmeans(vectors: np.ndarray, clusters: int, seed: int, niter: int = 20) -> np.ndarray:
+    """Unit centroids fitted on a seeded sample of at most POINTS_PER_CENTROID samples per cluster."""
+    import faiss
+
+    if not 1 <= clusters <= len(vectors):
+        raise UserInputError(f"--clusters must be between 1 and the number of samples ({len(vectors)}), "
+                             f"got {clusters}")
+    rng = np.random.default_rng(seed)
+    sample_size = min(len(vectors), clusters * POINTS_PER_CENTROID)
+    sample = vectors[np.sort(rng.choice(len(vectors), sample_size, replace=False))]
+    kmeans = faiss.Kmeans(vectors.shape[1], clusters, niter=niter, seed=seed, spherical=True,
+                          gpu=faiss_device() == "gpu", max_points_per_centroid=POINTS_PER_CENTROID)
+    kmeans.train(np.ascontiguousarray(sample))
+    return kmeans.centroids
+
+
+def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of every vector (inner product of unit vectors) and that similarity."""
+    import faiss
+
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    similarity, nearest = index.search(np.ascontiguousarray(vectors), 1)
+    return nearest[:, 0].astype(np.int32), similarity[:, 0]
+
+
+def dedup_cluster(vectors: np.ndarray, centroid_similarity: np.ndarray,
+                  eps_values: Iterable[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """For one cluster and each eps: the index of the kept sample each sample duplicates (-1 if kept), and
+    the similarity to it."""
+    order = np.argsort(-centroid_similarity, kind="stable")
+    similarity = vectors[order] @ vectors[order].T
+    results = {}
+    for eps in eps_values:
+        threshold = 1.0 - eps
+        kept = np.zeros(len(order), dtype=bool)
+        duplicate_of = np.full(len(order), -1, dtype=np.int64)
+        best = np.zeros(len(order), dtype=np.float32)
+        for position in range(len(order)):
+            candidates = np.flatnonzero(kept[:position])
+            if len(candidates):
+                nearest = candidates[np.argmax(similarity[candidates, position])]
+                if similarity[nearest, position] > threshold:
+                    duplicate_of[order[position]] = order[nearest]
+                    best[order[position]] = similarity[nearest, position]
+                    continue
+            kept[position] = True
+        results[eps] = (duplicate_of, best)
+    return results
+
+
+@dataclass
+class SemDedupResult:
+    table: pa.Table  # DEDUP_SCHEMA: one row per (sample, eps)
+    centroids: np.ndarray
+    sizes: dict[float, int]  # samples kept per eps
+    device: str
+
+
+def semdedup(embeddings: np.ndarray, uids: Sequence[str], eps: float | Sequence[float], clusters: int,
+             seed: int = 0) -> SemDedupResult:
+    """SemDeDup of in-memory embeddings: one row per sample and eps (kept, or removed as whose duplicate)."""
+    eps_values = sorted({float(eps)} if np.isscalar(eps) else {float(value) for value in eps})
+    if not eps_values or not all(0 < value < 1 for value in eps_values):
+        raise UserInputError(f"eps must be between 0 and 1, got {eps}")
+    uids = list(uids)
+    vectors = normalized(embeddings, uids)
+    centroids = spherical_kmeans(vectors, clusters, seed)
+    cluster, centroid_similarity = assign(vectors, centroids)
+    duplicate_of = {value: np.full(len(uids), -1, dtype=np.int64) for value in eps_values}
+    similarity = {value: np.zeros(len(uids), dtype=np.float32) for value in eps_values}
+    for members in np.split(np.argsort(cluster, kind="stable"), np.flatnonzero(np.diff(np.sort(cluster))) + 1):
+        for value, (local_duplicate, local_similarity) in dedup_cluster(
+                vectors[members], centroid_similarity[members], eps_values).items():
+            found = local_duplicate >= 0
+            duplicate_of[value][members[found]] = members[local_duplicate[found]]
+            similarity[value][members[found]] = local_similarity[found]
+    return _result(uids, cluster, duplicate_of, similarity, centroids)
+
+
+def _result(uids: list[str], cluster: np.ndarray, duplicate_of: dict, similarity: dict,
+            centroids: np.ndarray) -> SemDedupResult:
+    tables, sizes = [], {}
+    uid_array = np.array(uids, dtype=object)
+    for value in sorted(duplicate_of):
+        removed = duplicate_of[value] >= 0
+        sizes[value] = int((~removed).sum())
+        tables.append(pa.table({
+            "uid": pa.array(uids, pa.string()),
+            "cluster": pa.array(cluster, pa.int32()),
+            "status": pa.array(np.where(removed, "removed", "kept").tolist(), pa.string()),
+            "duplicate_of": pa.array(np.where(removed, uid_array[np.maximum(duplicate_of[value], 0)], None).tolist(),
+                                     pa.string()),
+            "similarity": pa.array(similarity[value], pa.float32(), mask=~removed),
+            "eps": pa.array([value] * len(uids), pa.float64()),
+        }, schema=DEDUP_SCHEMA))
+    return SemDedupResult(pa.concat_tables(tables), centroids, sizes, faiss_device())
