@@ -16,7 +16,20 @@ import numpy as np
 from pipeline.errors import UserInputError
 from pipeline.torch_compat import prepare_torchvision
 
-MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
+
+
+def _register_project_configs() -> None:
+    """Make the bundled configs known to open_clip, also when the package runs from a zip (executors)."""
+    import tempfile
+    from importlib.resources import files
+
+    import open_clip
+
+    with tempfile.TemporaryDirectory(prefix="metacurate-models-") as folder:
+        for config in files("pipeline").joinpath("model_configs").iterdir():
+            if config.name.endswith(".json"):
+                (Path(folder) / config.name).write_bytes(config.read_bytes())
+        open_clip.add_model_config(folder)  # reads the files now
 
 
 def torch_device() -> str:
@@ -42,7 +55,7 @@ def load_embedder(name: str, pretrained: str | None = None, checkpoint: str | No
     import open_clip
     import torch
 
-    open_clip.add_model_config(MODEL_CONFIGS)
+    _register_project_configs()
     if name not in open_clip.list_models():
         raise UserInputError(f"unknown open_clip model {name!r} (see open_clip.list_models())")
     device = device or torch_device()

@@ -21,7 +21,7 @@ def _under_spark_submit() -> bool:
 def package_zip(destination: Path) -> Path:
     """The `pipeline` package as a zip that Python can import from (what --py-files would ship)."""
     with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted(PACKAGE_DIR.rglob("*.py")):
+        for source in sorted([*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob("*.json")]):
             archive.write(source, source.relative_to(PACKAGE_DIR.parent).as_posix())
     return destination
 
