@@ -79,6 +79,15 @@ def add_validate_options(parser: argparse.ArgumentParser) -> None:
                             "near-duplicates (default 6; 0 = identical hash)")
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="metacurate-tiny", help="open_clip model name (default: the bundled tiny one)")
+    weights = group.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", help="open_clip pretrained tag, where this machine can load it")
+    weights.add_argument("--checkpoint", help="a checkpoint of the bundled trainer")
+    group.add_argument("--batch-size", type=int, default=256)
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     add_engine_options(parser)

@@ -141,3 +141,12 @@ def demo_images_command(args: argparse.Namespace) -> None:
     shards = run_write_shards(spark, run, run / "shards", samples_per_shard=100, force=args.force)
     print(format_summary(run, manifests))
     print(f"  shards: {run.resolve() / 'shards'} ({shards['rows_out']} samples in {shards['shards']} shards)")
+
+
+def embed_command(args: argparse.Namespace) -> None:
+    from pipeline.spark.embed import EmbedConfig, run_embed
+
+    config = EmbedConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                         batch_size=args.batch_size)
+    manifest = run_embed(get_spark("metacurate-embed", args.master), Path(args.out), config, force=args.force)
+    print(format_summary(Path(args.out), {"embed": manifest}))

@@ -1,0 +1,113 @@
+"""Spark binding of embedding: one task per downloaded shard writes that shard's embeddings.
+
+Each Python worker loads the model once. A task decodes the shard's images, embeds images and captions
+in batches and writes `DIR/embed/part-NNNNN.parquet` (uid, image and text as float16 vectors) itself;
+undecodable images go to `DIR/embed/_rejects`. Only counts travel back to the driver.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+
+from pipeline.download import finished_shards
+from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.spark.outputs import ddl
+
+STAGE = "embed"
+_COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("device", pa.string())])
+_EMBEDDERS: dict = {}  # one model per Python worker and configuration
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    model: str = "metacurate-tiny"
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    batch_size: int = 256
+
+
+def _embedder(config: EmbedConfig):
+    from pipeline.embedding import load_embedder
+
+    if config not in _EMBEDDERS:
+        _EMBEDDERS[config] = load_embedder(config.model, config.pretrained, config.checkpoint)
+    return _EMBEDDERS[config]
+
+
+def _vectors(array, dim: int) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), pa.float16()), dim)
+
+
+def embed_shard(download_dir: Path, shard: int, out_dir: Path, config: EmbedConfig) -> tuple[int, int, str]:
+    """Embed one img2dataset shard into out_dir/part-NNNNN.parquet; returns (embedded, undecodable, device)."""
+    from PIL import Image
+
+    from pipeline.embedding import embed_images, embed_texts
+
+    embedder = _embedder(config)
+    listed = pq.read_table(download_dir / f"{shard:05d}.parquet", columns=["key", "uid", "caption", "status"])
+    wanted = {row["key"]: row for row in listed.to_pylist() if row["status"] == "success"}
+    uids, captions, images, rejects = [], [], [], []
+    with tarfile.open(download_dir / f"{shard:05d}.tar") as tar:
+        for member in tar:
+            key, _, extension = member.name.rpartition(".")
+            if key not in wanted or extension not in ("jpg", "png", "webp"):
+                continue
+            row = wanted[key]
+            try:
+                image = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
+            except Exception as err:  # noqa: BLE001 - any decoding failure is a reject with its message
+                rejects.append({"uid": row["uid"], "reason": "undecodable", "detail": f"{type(err).__name__}: {err}"})
+                continue
+            uids.append(row["uid"])
+            captions.append(row["caption"] or "")
+            images.append(image)
+    image_vectors = embed_images(embedder, images, config.batch_size)
+    text_vectors = embed_texts(embedder, captions)
+    table = pa.table({"uid": pa.array(uids, pa.string()), "image": _vectors(image_vectors, embedder.dim),
+                      "text": _vectors(text_vectors, embedder.dim)})
+    pq.write_table(table, out_dir / f"part-{shard:05d}.parquet")
+    if rejects:
+        (out_dir / REJECTS).mkdir(exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA), out_dir / REJECTS / f"part-{shard:05d}.parquet")
+    return len(uids), len(rejects), embedder.device
+
+
+def _embed_shards(download_dir: str, out_dir: str, config: EmbedConfig):
+    def run(batches):
+        for batch in batches:
+            for shard in batch.column("shard").to_pylist():
+                embedded, undecodable, device = embed_shard(Path(download_dir), shard, Path(out_dir), config)
+                yield pa.RecordBatch.from_pylist([{"embedded": embedded, "undecodable": undecodable,
+                                                   "device": device}], schema=_COUNTS)
+    return run
+
+
+def run_embed(spark: SparkSession, run_dir: Path, config: EmbedConfig, force: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    download_dir = run_dir / "download"
+    upstream = read_manifest(download_dir)
+    if upstream is None:
+        raise FileNotFoundError(f"{download_dir}: run the download first (jobs/download.py)")
+
+    def body(out_dir: Path) -> StageResult:
+        shards = finished_shards(download_dir)
+        frame = spark.createDataFrame([(shard,) for shard in shards], "shard int")
+        frame = frame.repartition(max(1, min(len(shards), spark.sparkContext.defaultParallelism)))
+        counts = frame.mapInArrow(_embed_shards(str(download_dir), str(out_dir), config), ddl(_COUNTS)).collect()
+        embedded = sum(row["embedded"] for row in counts)
+        undecodable = sum(row["undecodable"] for row in counts)
+        dim = pq.read_schema(next(out_dir.glob("part-*.parquet"))).field("image").type.list_size if counts else 0
+        return StageResult(rows_in=upstream["rows_out"], rows_out=embedded,
+                           rejected={"undecodable": undecodable} if undecodable else {},
+                           extra={"model": asdict(config), "dim": dim,
+                                  "device": sorted({row["device"] for row in counts})})
+
+    return run_stage(run_dir, STAGE, asdict(config), {"download": upstream["fingerprint"]}, body, force=force)
