@@ -88,6 +88,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=256)
 
 
+def add_dedup_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.05],
+                        help="remove samples more similar than 1 - eps to a kept one; several values in one run")
+    parser.add_argument("--clusters", type=int, default=100, help="k-means clusters (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     add_engine_options(parser)

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from pipeline.errors import UserInputError
 
@@ -96,9 +97,35 @@ def dedup_cluster(vectors: np.ndarray, centroid_similarity: np.ndarray,
     return results
 
 
+def cluster_rows(uids: Sequence[str], vectors: np.ndarray, cluster: int, centroid_similarity: np.ndarray,
+                 eps_values: Iterable[float]) -> pa.Table:
+    """The result rows (DEDUP_SCHEMA) of one cluster's unit vectors, for every eps."""
+    uid_array = np.array(list(uids), dtype=object)
+    tables = []
+    for eps, (duplicate_of, similarity) in dedup_cluster(vectors, centroid_similarity, eps_values).items():
+        removed = duplicate_of >= 0
+        tables.append(pa.table({
+            "uid": pa.array(uid_array.tolist(), pa.string()),
+            "cluster": pa.array(np.full(len(uid_array), cluster), pa.int32()),
+            "status": pa.array(np.where(removed, "removed", "kept").tolist(), pa.string()),
+            "duplicate_of": pa.array(np.where(removed, uid_array[np.maximum(duplicate_of, 0)], None).tolist(),
+                                     pa.string()),
+            "similarity": pa.array(similarity, pa.float32(), mask=~removed),
+            "eps": pa.array([eps] * len(uid_array), pa.float64()),
+        }, schema=DEDUP_SCHEMA))
+    return pa.concat_tables(tables)
+
+
+def eps_list(eps: float | Sequence[float]) -> tuple[float, ...]:
+    values = tuple(sorted({float(eps)} if np.isscalar(eps) else {float(value) for value in eps}))
+    if not values or not all(0 < value < 1 for value in values):
+        raise UserInputError(f"eps must be between 0 and 1, got {eps}")
+    return values
+
+
 @dataclass
 class SemDedupResult:
-    table: pa.Table  # DEDUP_SCHEMA: one row per (sample, eps)
+    table: pa.Table  # DEDUP_SCHEMA, one row per (sample, eps), ordered by eps then uid
     centroids: np.ndarray
     sizes: dict[float, int]  # samples kept per eps
     device: str
@@ -107,38 +134,17 @@ class SemDedupResult:
 def semdedup(embeddings: np.ndarray, uids: Sequence[str], eps: float | Sequence[float], clusters: int,
              seed: int = 0) -> SemDedupResult:
     """SemDeDup of in-memory embeddings: one row per sample and eps (kept, or removed as whose duplicate)."""
-    eps_values = sorted({float(eps)} if np.isscalar(eps) else {float(value) for value in eps})
-    if not eps_values or not all(0 < value < 1 for value in eps_values):
-        raise UserInputError(f"eps must be between 0 and 1, got {eps}")
+    eps_values = eps_list(eps)
     uids = list(uids)
     vectors = normalized(embeddings, uids)
     centroids = spherical_kmeans(vectors, clusters, seed)
     cluster, centroid_similarity = assign(vectors, centroids)
-    duplicate_of = {value: np.full(len(uids), -1, dtype=np.int64) for value in eps_values}
-    similarity = {value: np.zeros(len(uids), dtype=np.float32) for value in eps_values}
-    for members in np.split(np.argsort(cluster, kind="stable"), np.flatnonzero(np.diff(np.sort(cluster))) + 1):
-        for value, (local_duplicate, local_similarity) in dedup_cluster(
-                vectors[members], centroid_similarity[members], eps_values).items():
-            found = local_duplicate >= 0
-            duplicate_of[value][members[found]] = members[local_duplicate[found]]
-            similarity[value][members[found]] = local_similarity[found]
-    return _result(uids, cluster, duplicate_of, similarity, centroids)
-
-
-def _result(uids: list[str], cluster: np.ndarray, duplicate_of: dict, similarity: dict,
-            centroids: np.ndarray) -> SemDedupResult:
-    tables, sizes = [], {}
-    uid_array = np.array(uids, dtype=object)
-    for value in sorted(duplicate_of):
-        removed = duplicate_of[value] >= 0
-        sizes[value] = int((~removed).sum())
-        tables.append(pa.table({
-            "uid": pa.array(uids, pa.string()),
-            "cluster": pa.array(cluster, pa.int32()),
-            "status": pa.array(np.where(removed, "removed", "kept").tolist(), pa.string()),
-            "duplicate_of": pa.array(np.where(removed, uid_array[np.maximum(duplicate_of[value], 0)], None).tolist(),
-                                     pa.string()),
-            "similarity": pa.array(similarity[value], pa.float32(), mask=~removed),
-            "eps": pa.array([value] * len(uids), pa.float64()),
-        }, schema=DEDUP_SCHEMA))
-    return SemDedupResult(pa.concat_tables(tables), centroids, sizes, faiss_device())
+    tables = []
+    for label in np.unique(cluster):
+        members = np.flatnonzero(cluster == label)
+        tables.append(cluster_rows([uids[i] for i in members], vectors[members], int(label),
+                                   centroid_similarity[members], eps_values))
+    table = pa.concat_tables(tables).sort_by([("eps", "ascending"), ("uid", "ascending")])
+    kept = table.filter(pa.compute.equal(table.column("status"), "kept")).column("eps").to_pylist()
+    sizes = {value: kept.count(value) for value in eps_values}
+    return SemDedupResult(table, centroids, sizes, faiss_device())

@@ -150,3 +150,13 @@ def embed_command(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size)
     manifest = run_embed(get_spark("metacurate-embed", args.master), Path(args.out), config, force=args.force)
     print(format_summary(Path(args.out), {"embed": manifest}))
+
+
+def dedup_command(args: argparse.Namespace) -> None:
+    from pipeline.spark.dedup import DedupConfig, run_dedup
+
+    config = DedupConfig(eps=tuple(sorted(set(args.eps))), clusters=args.clusters, seed=args.seed)
+    manifest = run_dedup(get_spark("metacurate-dedup", args.master), Path(args.out), config, force=args.force)
+    print(format_summary(Path(args.out), {"dedup": manifest}))
+    for eps, kept in manifest["kept_per_eps"].items():
+        print(f"  eps {eps}: {kept:,} of {manifest['rows_in']:,} kept")

@@ -68,7 +68,7 @@ def write_split(df: DataFrame, out_dir: Path, data_columns: list[str],
 
 
 _DDL_TYPES = {pa.string(): "string", pa.int64(): "bigint", pa.int32(): "int", pa.float64(): "double",
-              pa.bool_(): "boolean"}
+              pa.float32(): "float", pa.bool_(): "boolean", pa.binary(): "binary"}
 
 
 def _ddl_type(arrow_type: pa.DataType) -> str:

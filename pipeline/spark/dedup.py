@@ -1,0 +1,130 @@
+"""Spark binding of SemDeDup: sample -> k-means on the driver -> assign per file -> dedup per cluster.
+
+The embeddings stay in DIR/embed's Parquet files (float16, which Spark cannot type): tasks read them
+with pyarrow and pass the normalized vectors on as float32 bytes. The k-means sample is a seeded hash draw on the uid, so it
+does not depend on the partitioning; each cluster is deduplicated by one task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+
+from pipeline.dedup import (DEDUP_SCHEMA, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
+                            normalized, spherical_kmeans)
+from pipeline.errors import UserInputError
+from pipeline.hashing import uid_words, uniform_draws
+from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.spark.outputs import ddl
+
+STAGE = "dedup"
+CENTROIDS = "_centroids.npy"
+_VECTORS = pa.schema([("uid", pa.string()), ("vector", pa.binary())])
+_ASSIGNED = pa.schema([("uid", pa.string()), ("cluster", pa.int32()), ("centroid_similarity", pa.float32()),
+                       ("vector", pa.binary())])
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    eps: tuple[float, ...] = (0.05,)
+    clusters: int = 100
+    seed: int = 0
+
+
+def _read_vectors(path: str) -> tuple[list[str], np.ndarray]:
+    table = pq.read_table(path, columns=["uid", "image"])
+    column = table.column("image").combine_chunks()
+    dim = column.type.list_size
+    vectors = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim) if len(column) else np.zeros((0, dim))
+    return table.column("uid").to_pylist(), vectors.astype(np.float32)
+
+
+def _as_bytes(vectors: np.ndarray) -> pa.Array:
+    return pa.array([row.astype(np.float32).tobytes() for row in vectors], pa.binary())
+
+
+def _sample_files(fraction: float, seed: int):
+    def run(batches):
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                uids, vectors = _read_vectors(path)
+                if not uids:
+                    continue
+                high, low = uid_words(uids)
+                chosen = np.flatnonzero(uniform_draws(seed, high, low, np.full(len(uids), -1)) < fraction)
+                yield pa.RecordBatch.from_arrays([pa.array([uids[i] for i in chosen], pa.string()),
+                                                  _as_bytes(vectors[chosen])], schema=_VECTORS)
+    return run
+
+
+def _assign_files(centroids_broadcast):
+    def run(batches):
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                uids, vectors = _read_vectors(path)
+                if not uids:
+                    continue
+                unit = normalized(vectors, uids)
+                cluster, similarity = assign(unit, centroids_broadcast.value)
+                yield pa.RecordBatch.from_arrays([pa.array(uids, pa.string()), pa.array(cluster, pa.int32()),
+                                                  pa.array(similarity, pa.float32()), _as_bytes(unit)],
+                                                 schema=_ASSIGNED)
+    return run
+
+
+def _dedup_clusters(eps_values: tuple[float, ...]):
+    def run(table: pa.Table) -> pa.Table:
+        vectors = np.stack([np.frombuffer(value, np.float32) for value in table.column("vector").to_pylist()])
+        return cluster_rows(table.column("uid").to_pylist(), vectors,
+                            table.column("cluster")[0].as_py(),
+                            table.column("centroid_similarity").to_numpy(), eps_values)
+    return run
+
+
+def _decode(rows: list) -> np.ndarray:
+    """Vectors of collected rows (float32 bytes)."""
+    return np.stack([np.frombuffer(row["vector"], np.float32) for row in rows])
+
+
+def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    upstream = read_manifest(run_dir / "embed")
+    if upstream is None:
+        raise FileNotFoundError(f"{run_dir / 'embed'}: run the embed stage first (jobs/embed.py)")
+    if upstream["rows_out"] == 0:
+        raise UserInputError(f"{run_dir / 'embed'}: no embeddings to deduplicate (the run has no images)")
+    eps_list(config.eps)
+    if not 1 <= config.clusters <= upstream["rows_out"]:
+        raise UserInputError(f"--clusters must be between 1 and the number of embeddings ({upstream['rows_out']}), "
+                             f"got {config.clusters}")
+
+    def body(out_dir: Path) -> StageResult:
+        paths = sorted(str(path) for path in (run_dir / "embed").glob("part-*.parquet"))
+        files = spark.createDataFrame([(path,) for path in paths], "path string").repartition(
+            max(1, min(len(paths), spark.sparkContext.defaultParallelism)))
+        fraction = min(1.0, config.clusters * POINTS_PER_CENTROID / upstream["rows_out"])
+        sample = files.mapInArrow(_sample_files(fraction, config.seed), ddl(_VECTORS)).collect()
+        sample = sorted(sample, key=lambda row: row["uid"])  # the same sample in the same order every run
+        centroids = spherical_kmeans(normalized(_decode(sample), [row["uid"] for row in sample]),
+                                     min(config.clusters, len(sample)), config.seed)
+        centroids_broadcast = spark.sparkContext.broadcast(centroids)
+        try:
+            assigned = files.mapInArrow(_assign_files(centroids_broadcast), ddl(_ASSIGNED))
+            result = assigned.groupBy("cluster").applyInArrow(_dedup_clusters(config.eps), ddl(DEDUP_SCHEMA))
+            result.write.mode("overwrite").parquet(str(out_dir))
+        finally:
+            centroids_broadcast.unpersist()
+        np.save(out_dir / CENTROIDS, centroids)
+        written = pq.read_table(out_dir, columns=["status", "eps"]).to_pandas()
+        sizes = {str(eps): int(((written["eps"] == eps) & (written["status"] == "kept")).sum()) for eps in config.eps}
+        per_eps = len(written) // len(config.eps)
+        return StageResult(rows_in=upstream["rows_out"], rows_out=per_eps,
+                           extra={"kept_per_eps": sizes, "clusters": len(centroids), "kmeans_sample": len(sample),
+                                  "faiss": faiss_device()})
+
+    return run_stage(run_dir, STAGE, asdict(config), {"embed": upstream["fingerprint"]}, body, force=force)

@@ -1,0 +1,60 @@
+"""The dedup stage on Spark: the same rows as the library on the same centroids, several eps, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_dedup import planted
+
+from pipeline.dedup import assign, cluster_rows, normalized
+from pipeline.errors import UserInputError
+from pipeline.rundir import StageResult, run_stage
+from pipeline.spark.dedup import CENTROIDS, DedupConfig, run_dedup
+
+
+def write_embed_stage(run_dir, vectors: np.ndarray, uids: list[str], parts: int = 3) -> None:
+    """DIR/embed as the embed stage writes it: Parquet parts of uid + float16 vectors, and a manifest."""
+    def body(out_dir):
+        for part, rows in enumerate(np.array_split(np.arange(len(uids)), parts)):
+            half = vectors[rows].astype(np.float16)
+            column = pa.FixedSizeListArray.from_arrays(pa.array(half.reshape(-1), pa.float16()), vectors.shape[1])
+            pq.write_table(pa.table({"uid": [uids[i] for i in rows], "image": column, "text": column}),
+                           out_dir / f"part-{part:05d}.parquet")
+        return StageResult(len(uids), len(uids))
+
+    run_stage(run_dir, "embed", {}, {}, body, force=True)
+
+
+def test_spark_dedup_equals_the_library_on_the_same_centroids(spark, tmp_path):
+    vectors, _, _ = planted(count=3000, copies=300, dim=32)
+    uids = [f"{index:032x}" for index in range(len(vectors))]
+    write_embed_stage(tmp_path, vectors, uids)
+    manifest = run_dedup(spark, tmp_path, DedupConfig(eps=(0.02, 0.1), clusters=6, seed=0))
+    result = pq.read_table(tmp_path / "dedup").sort_by([("eps", "ascending"), ("uid", "ascending")])
+    centroids = np.load(tmp_path / "dedup" / CENTROIDS)
+    unit = normalized(vectors.astype(np.float16).astype(np.float32), uids)
+    cluster, similarity = assign(unit, centroids)
+    expected = pa.concat_tables([
+        cluster_rows([uids[i] for i in np.flatnonzero(cluster == label)], unit[cluster == label], int(label),
+                     similarity[cluster == label], (0.02, 0.1)) for label in np.unique(cluster)
+    ]).sort_by([("eps", "ascending"), ("uid", "ascending")])
+    assert result.equals(expected)
+    assert manifest["rows_in"] == manifest["rows_out"] == len(uids)
+    kept = manifest["kept_per_eps"]
+    assert int(kept["0.02"]) >= int(kept["0.1"]) and int(kept["0.1"]) <= len(uids) - 250
+    assert manifest["faiss"] == "cpu" and manifest["clusters"] == 6
+
+
+def test_dedup_bad_inputs_are_clear_errors(spark, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the embed stage first"):
+        run_dedup(spark, tmp_path, DedupConfig())
+    vectors, _, _ = planted(count=40, copies=4, dim=8)
+    write_embed_stage(tmp_path, vectors, [f"{index:032x}" for index in range(40)], parts=1)
+    with pytest.raises(UserInputError, match="--clusters must be between 1 and the number of embeddings"):
+        run_dedup(spark, tmp_path, DedupConfig(clusters=41))
+    empty = tmp_path / "empty"
+    write_embed_stage(empty, np.zeros((0, 8), np.float32), [], parts=1)
+    with pytest.raises(UserInputError, match="no embeddings to deduplicate"):
+        run_dedup(spark, empty, DedupConfig(clusters=1))
