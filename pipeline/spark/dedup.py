@@ -48,33 +48,33 @@ def _as_bytes(vectors: np.ndarray) -> pa.Array:
     return pa.array([row.astype(np.float32).tobytes() for row in vectors], pa.binary())
 
 
-def _sample_files(fraction: float, seed: int):
+def _per_file(work):
+    """A mapInArrow function: read each listed embedding file and yield work(uids, vectors) for it."""
     def run(batches):
         for batch in batches:
             for path in batch.column("path").to_pylist():
                 uids, vectors = _read_vectors(path)
-                if not uids:
-                    continue
-                high, low = uid_words(uids)
-                chosen = np.flatnonzero(uniform_draws(seed, high, low, np.full(len(uids), -1)) < fraction)
-                yield pa.RecordBatch.from_arrays([pa.array([uids[i] for i in chosen], pa.string()),
-                                                  _as_bytes(vectors[chosen])], schema=_VECTORS)
+                if uids:
+                    yield work(uids, vectors)
     return run
 
 
-def _assign_files(centroids_broadcast):
-    def run(batches):
-        for batch in batches:
-            for path in batch.column("path").to_pylist():
-                uids, vectors = _read_vectors(path)
-                if not uids:
-                    continue
-                unit = normalized(vectors, uids)
-                cluster, similarity = assign(unit, centroids_broadcast.value)
-                yield pa.RecordBatch.from_arrays([pa.array(uids, pa.string()), pa.array(cluster, pa.int32()),
-                                                  pa.array(similarity, pa.float32()), _as_bytes(unit)],
-                                                 schema=_ASSIGNED)
-    return run
+def _sampled(fraction: float, seed: int):
+    def work(uids: list[str], vectors: np.ndarray) -> pa.RecordBatch:
+        high, low = uid_words(uids)
+        chosen = np.flatnonzero(uniform_draws(seed, high, low, np.full(len(uids), -1)) < fraction)
+        return pa.RecordBatch.from_arrays([pa.array([uids[i] for i in chosen], pa.string()),
+                                           _as_bytes(vectors[chosen])], schema=_VECTORS)
+    return work
+
+
+def _assigned(centroids_broadcast):
+    def work(uids: list[str], vectors: np.ndarray) -> pa.RecordBatch:
+        unit = normalized(vectors, uids)
+        cluster, similarity = assign(unit, centroids_broadcast.value)
+        return pa.RecordBatch.from_arrays([pa.array(uids, pa.string()), pa.array(cluster, pa.int32()),
+                                           pa.array(similarity, pa.float32()), _as_bytes(unit)], schema=_ASSIGNED)
+    return work
 
 
 def _dedup_clusters(eps_values: tuple[float, ...]):
@@ -108,13 +108,13 @@ def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bo
         files = spark.createDataFrame([(path,) for path in paths], "path string").repartition(
             max(1, min(len(paths), spark.sparkContext.defaultParallelism)))
         fraction = min(1.0, config.clusters * POINTS_PER_CENTROID / upstream["rows_out"])
-        sample = files.mapInArrow(_sample_files(fraction, config.seed), ddl(_VECTORS)).collect()
+        sample = files.mapInArrow(_per_file(_sampled(fraction, config.seed)), ddl(_VECTORS)).collect()
         sample = sorted(sample, key=lambda row: row["uid"])  # the same sample in the same order every run
         centroids = spherical_kmeans(normalized(_decode(sample), [row["uid"] for row in sample]),
                                      min(config.clusters, len(sample)), config.seed)
         centroids_broadcast = spark.sparkContext.broadcast(centroids)
         try:
-            assigned = files.mapInArrow(_assign_files(centroids_broadcast), ddl(_ASSIGNED))
+            assigned = files.mapInArrow(_per_file(_assigned(centroids_broadcast)), ddl(_ASSIGNED))
             result = assigned.groupBy("cluster").applyInArrow(_dedup_clusters(config.eps), ddl(DEDUP_SCHEMA))
             result.write.mode("overwrite").parquet(str(out_dir))
         finally:
