@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +38,7 @@ def plain_img2dataset(urls: list[str], work: Path, options: DownloadOptions) -> 
     shutil.rmtree(output, ignore_errors=True)
     started = time.perf_counter()
     download(url_list=str(listing), output_folder=str(output), input_format="parquet", output_format="webdataset",
-             url_col="url", caption_col="caption", compute_hash="sha256", **options.__dict__)
+             url_col="url", caption_col="caption", compute_hash="sha256", **asdict(options))
     return time.perf_counter() - started
 
 

@@ -95,6 +95,11 @@ def add_dedup_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def add_demo_options(parser: argparse.ArgumentParser) -> None:
+    add_metadata_options(parser)
+    parser.add_argument("--t", type=float, default=40, help="per-entry cap of both balances (default 40)")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     add_engine_options(parser)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -60,7 +61,7 @@ def run_write_shards(spark: SparkSession, run_dir: Path, out: Path, samples_per_
         shard_sizes = sorted(pa.TableGroupBy(index, "shard").aggregate([("uid", "count")]).to_pylist(),
                              key=lambda row: row["shard"])
         stats = {"samples": index.num_rows, "shards": len(shard_sizes),
-                 "image_bytes": int(pa.compute.sum(index.column("bytes")).as_py() or 0),
+                 "image_bytes": int(pc.sum(index.column("bytes")).as_py() or 0),
                  "samples_per_shard": {row["shard"]: row["uid_count"] for row in shard_sizes}}
         (out_dir / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         return StageResult(rows_in=manifests["rebalance"]["rows_out"], rows_out=index.num_rows,

@@ -87,8 +87,9 @@ def _near_duplicates(spark: SparkSession, distinct: DataFrame, max_distance: int
 
 def _validate_into(spark: SparkSession, download_dir: Path, out_dir: Path, limits: ImageLimits,
                    max_distance: int) -> tuple[int, dict[str, int]]:
-    shards = spark.createDataFrame([(shard,) for shard in finished_shards(download_dir)], "shard int")
-    shards = shards.repartition(max(1, min(shards.count(), 4 * spark.sparkContext.defaultParallelism)))
+    shard_ids = finished_shards(download_dir)
+    shards = spark.createDataFrame([(shard,) for shard in shard_ids], "shard int")
+    shards = shards.repartition(max(1, min(len(shard_ids), 4 * spark.sparkContext.defaultParallelism)))
     facts = materialize(shards.mapInArrow(_inspect_shards(str(download_dir), limits), ddl(FACTS_SCHEMA))
                         .withColumn("pixels", F.col("width").cast("long") * F.col("height")),
                         work_dir(out_dir, "facts"))
