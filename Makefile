@@ -58,6 +58,7 @@ test: install
 bench: install
 	$(PYTHON) -m bench.text_curation
 	$(PYTHON) -m bench.images
+	$(PYTHON) -m bench.dedup
 
 clean:
 	rm -rf runs spark-warehouse

@@ -10,6 +10,7 @@ Several eps values share the clustering and each cluster's similarity matrix.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -72,27 +73,47 @@ def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.n
     return nearest[:, 0].astype(np.int32), similarity[:, 0]
 
 
+def close_pairs(ranked: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (earlier, later) of rows with cosine similarity above threshold, and that similarity.
+
+    FAISS range search over the cluster: memory grows with the number of close pairs, not with the square
+    of the cluster size.
+    """
+    import faiss
+
+    index = faiss.IndexFlatIP(ranked.shape[1])
+    index.add(ranked)
+    limits, similarity, neighbour = index.range_search(ranked, float(threshold))
+    later = np.repeat(np.arange(len(ranked)), np.diff(limits).astype(np.int64))
+    earlier = neighbour.astype(np.int64)
+    keep = earlier < later
+    return earlier[keep], later[keep], similarity[keep]
+
+
 def dedup_cluster(vectors: np.ndarray, centroid_similarity: np.ndarray,
                   eps_values: Iterable[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """For one cluster and each eps: the index of the kept sample each sample duplicates (-1 if kept), and
     the similarity to it."""
+    eps_values = sorted(eps_values)
     order = np.argsort(-centroid_similarity, kind="stable")
-    similarity = vectors[order] @ vectors[order].T
+    earlier, later, pair_similarity = close_pairs(np.ascontiguousarray(vectors[order]), 1.0 - eps_values[-1])
+    by_later = np.lexsort((earlier, -pair_similarity, later))  # per later sample: most similar first, then earliest
+    earlier, later, pair_similarity = earlier[by_later], later[by_later], pair_similarity[by_later]
+    starts = np.searchsorted(later, np.arange(len(order) + 1))
     results = {}
     for eps in eps_values:
-        threshold = 1.0 - eps
-        kept = np.zeros(len(order), dtype=bool)
+        above = pair_similarity > 1.0 - eps
+        kept = np.ones(len(order), dtype=bool)
         duplicate_of = np.full(len(order), -1, dtype=np.int64)
         best = np.zeros(len(order), dtype=np.float32)
-        for position in range(len(order)):
-            candidates = np.flatnonzero(kept[:position])
+        for position in np.unique(later[above]):  # samples with no close earlier one are kept outright
+            span = slice(starts[position], starts[position + 1])
+            candidates = np.flatnonzero(above[span] & kept[earlier[span]])
             if len(candidates):
-                nearest = candidates[np.argmax(similarity[candidates, position])]
-                if similarity[nearest, position] > threshold:
-                    duplicate_of[order[position]] = order[nearest]
-                    best[order[position]] = similarity[nearest, position]
-                    continue
-            kept[position] = True
+                chosen = span.start + candidates[0]
+                kept[position] = False
+                duplicate_of[order[position]] = order[earlier[chosen]]
+                best[order[position]] = pair_similarity[chosen]
         results[eps] = (duplicate_of, best)
     return results
 
@@ -129,22 +150,28 @@ class SemDedupResult:
     centroids: np.ndarray
     sizes: dict[float, int]  # samples kept per eps
     device: str
+    seconds: dict[str, float]  # wall time of each step: kmeans, assign, dedup
 
 
 def semdedup(embeddings: np.ndarray, uids: Sequence[str], eps: float | Sequence[float], clusters: int,
              seed: int = 0) -> SemDedupResult:
     """SemDeDup of in-memory embeddings: one row per sample and eps (kept, or removed as whose duplicate)."""
     eps_values = eps_list(eps)
-    uids = list(uids)
+    uids = np.array(list(uids), dtype=object)
+    started = time.perf_counter()
     vectors = normalized(embeddings, uids)
     centroids = spherical_kmeans(vectors, clusters, seed)
+    seconds = {"kmeans": time.perf_counter() - started}
+    started = time.perf_counter()
     cluster, centroid_similarity = assign(vectors, centroids)
-    tables = []
-    for label in np.unique(cluster):
-        members = np.flatnonzero(cluster == label)
-        tables.append(cluster_rows([uids[i] for i in members], vectors[members], int(label),
-                                   centroid_similarity[members], eps_values))
+    seconds["assign"] = time.perf_counter() - started
+    started = time.perf_counter()
+    by_cluster = np.argsort(cluster, kind="stable")
+    labels, starts = np.unique(cluster[by_cluster], return_index=True)
+    tables = [cluster_rows(uids[members], vectors[members], int(label), centroid_similarity[members], eps_values)
+              for label, members in zip(labels, np.split(by_cluster, starts[1:]))]
     table = pa.concat_tables(tables).sort_by([("eps", "ascending"), ("uid", "ascending")])
-    kept = table.filter(pa.compute.equal(table.column("status"), "kept")).column("eps").to_pylist()
-    sizes = {value: kept.count(value) for value in eps_values}
-    return SemDedupResult(table, centroids, sizes, faiss_device())
+    seconds["dedup"] = time.perf_counter() - started
+    kept = table.filter(pa.compute.equal(table.column("status"), "kept")).column("eps").to_numpy()
+    sizes = {value: int(np.sum(kept == value)) for value in eps_values}
+    return SemDedupResult(table, centroids, sizes, faiss_device(), seconds)
