@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_dedup import planted
 
+from pipeline.cli import user_error_message
 from pipeline.dedup import assign, cluster_rows, normalized
 from pipeline.errors import UserInputError
 from pipeline.rundir import StageResult, run_stage
@@ -58,3 +61,14 @@ def test_dedup_bad_inputs_are_clear_errors(spark, tmp_path):
     write_embed_stage(empty, np.zeros((0, 8), np.float32), [], parts=1)
     with pytest.raises(UserInputError, match="no embeddings to deduplicate"):
         run_dedup(spark, empty, DedupConfig(clusters=1))
+
+
+def test_nan_embeddings_are_an_error_naming_the_file_and_uid(spark, tmp_path):
+    vectors, _, _ = planted(count=300, copies=30, dim=8)
+    vectors[250, 3] = np.nan
+    write_embed_stage(tmp_path, vectors, [f"{index:032x}" for index in range(300)], parts=3)
+    with pytest.raises(Exception) as raised:
+        run_dedup(spark, tmp_path, DedupConfig(clusters=2))
+    assert re.fullmatch(rf"{tmp_path}/embed/part-00002.parquet: 1 embeddings are NaN, infinite or zero "
+                        rf"\(first: uid {250:032x}\)", user_error_message(raised.value))
+    assert not (tmp_path / "dedup" / "_manifest.json").exists()

@@ -49,13 +49,17 @@ def _as_bytes(vectors: np.ndarray) -> pa.Array:
 
 
 def _per_file(work):
-    """A mapInArrow function: read each listed embedding file and yield work(uids, vectors) for it."""
+    """A mapInArrow function: read each listed embedding file and yield work(uids, unit vectors) for it."""
     def run(batches):
         for batch in batches:
             for path in batch.column("path").to_pylist():
                 uids, vectors = _read_vectors(path)
                 if uids:
-                    yield work(uids, vectors)
+                    try:
+                        unit = normalized(vectors, uids)
+                    except UserInputError as error:
+                        raise UserInputError(f"{path}: {error.message}") from None
+                    yield work(uids, unit)
     return run
 
 
@@ -69,8 +73,7 @@ def _sampled(fraction: float, seed: int):
 
 
 def _assigned(centroids_broadcast):
-    def work(uids: list[str], vectors: np.ndarray) -> pa.RecordBatch:
-        unit = normalized(vectors, uids)
+    def work(uids: list[str], unit: np.ndarray) -> pa.RecordBatch:
         cluster, similarity = assign(unit, centroids_broadcast.value)
         return pa.RecordBatch.from_arrays([pa.array(uids, pa.string()), pa.array(cluster, pa.int32()),
                                            pa.array(similarity, pa.float32()), _as_bytes(unit)], schema=_ASSIGNED)
