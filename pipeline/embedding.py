@@ -1,41 +1,18 @@
 """open_clip embeddings of images and captions, batched, on the GPU when there is one.
 
-Any open_clip model name works, with its pretrained tag where the machine can load it, or a checkpoint
-of the bundled trainer. The project's own tiny configs (pipeline/model_configs, e.g. `metacurate-tiny`,
-32 px, about 7M parameters) are registered too: they run on CPU in tests.
+Models come from pipeline.models: any open_clip name with its pretrained tag, a checkpoint of the
+bundled trainer, or the project's tiny configs (e.g. `metacurate-tiny`, 32 px, about 7M parameters,
+which run on CPU in tests).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.errors import UserInputError
-from pipeline.torch_compat import prepare_torchvision
-
-
-
-def _register_project_configs() -> None:
-    """Make the bundled configs known to open_clip, also when the package runs from a zip (executors)."""
-    import tempfile
-    from importlib.resources import files
-
-    import open_clip
-
-    with tempfile.TemporaryDirectory(prefix="metacurate-models-") as folder:
-        for config in files("pipeline").joinpath("model_configs").iterdir():
-            if config.name.endswith(".json"):
-                (Path(folder) / config.name).write_bytes(config.read_bytes())
-        open_clip.add_model_config(folder)  # reads the files now
-
-
-def torch_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from pipeline.models import load_model
 
 
 @dataclass
@@ -50,28 +27,11 @@ class Embedder:
 
 def load_embedder(name: str, pretrained: str | None = None, checkpoint: str | None = None,
                   device: str | None = None, seed: int = 0) -> Embedder:
-    """An open_clip model ready to embed; unknown names and unloadable weights are clear errors."""
-    prepare_torchvision()
-    import open_clip
-    import torch
-
-    _register_project_configs()
-    if name not in open_clip.list_models():
-        raise UserInputError(f"unknown open_clip model {name!r} (see open_clip.list_models())")
-    device = device or torch_device()
-    torch.manual_seed(seed)  # a model without weights is initialised the same way every time
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise UserInputError(f"cannot load {name} with pretrained={pretrained!r}: {err}") from None
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise UserInputError(f"{checkpoint}: checkpoint not found")
-        open_clip.load_checkpoint(model, checkpoint, device=device)
-    model.eval()
-    return Embedder(name, model, preprocess, open_clip.get_tokenizer(name), device,
-                    int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else
-                    int(model.visual.output_dim))
+    """An open_clip model ready to embed (see pipeline.models.load_model for the names it accepts)."""
+    loaded = load_model(name, pretrained, checkpoint, device, seed)
+    model = loaded.model.eval()
+    dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else int(model.visual.output_dim)
+    return Embedder(loaded.name, model, loaded.preprocess, loaded.tokenizer, loaded.device, dim)
 
 
 def _unit_float16(features) -> np.ndarray:
