@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata test bench clean
+.PHONY: install demo curate images demo-images metadata train evaluate test bench clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,18 @@ metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base 
 		--min-count $(MIN_COUNT) --min-pmi $(MIN_PMI) --out runs/metadata/bigrams
 	$(PYTHON) -m pipeline.vocabulary --bigrams runs/metadata/bigrams $(foreach path,$(EXTRA),--extra $(path)) \
 		--out metadata/vocab.txt.gz --provenance metadata/provenance.tsv.gz --report metadata/vocab_build.json
+
+SHARDS ?= runs/demo-images/shards
+TRAIN_OUT ?= runs/train
+TRAIN_OPTIONS ?= --samples 9600 --batch-size 32 --lr 1e-3 --warmup 20
+
+train: install ## train the tiny CLIP on shards (make demo-images first): make train SHARDS=... TRAIN_OPTIONS=...
+	$(PYTHON) -m pipeline.train --shards $(SHARDS) --out $(TRAIN_OUT) --resume latest $(TRAIN_OPTIONS)
+
+evaluate: install ## zero-shot CIFAR-10 of the latest checkpoint of make train
+	$(PYTHON) -m pipeline.evaluate --checkpoint $$(ls $(TRAIN_OUT)/checkpoints/step-*.pt | tail -1) \
+		--classes data/cifar10_classes.txt --images ../shared/data/images/cifar10_test.tar.gz \
+		--out $(TRAIN_OUT)/eval.json
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -60,3 +60,13 @@ def cifar_images(tmp_path_factory) -> dict[str, Path]:
     from pipeline.image_server import unpack_jpegs
 
     return unpack_jpegs(archive, tmp_path_factory.mktemp("cifar"), 40)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, str]:
+    """The offline image demo (jobs/demo_images.py via spark-submit) run once: its folder and stdout."""
+    from test_jobs import submit
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = submit(str(Path(__file__).resolve().parent.parent / "jobs" / "demo_images.py"), "--out", str(out))
+    return out, result.stdout

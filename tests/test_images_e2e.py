@@ -147,13 +147,11 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
 
 
 @pytest.mark.slow
-def test_offline_image_demo_job_writes_readable_shards(tmp_path):
-    from test_jobs import REPO, submit
-
-    result = submit(str(REPO / "jobs" / "demo_images.py"), "--out", str(tmp_path / "demo"))
-    assert "rejected: duplicate" in result.stdout and "unsupported_scheme 1" in result.stdout
-    index = pq.read_table(tmp_path / "demo" / "shards" / INDEX_FILE)
-    tars = sorted(str(path) for path in (tmp_path / "demo" / "shards").glob("*.tar"))
+def test_offline_image_demo_job_writes_readable_shards(demo_run):
+    out, stdout = demo_run
+    assert "rejected: duplicate" in stdout and "unsupported_scheme 1" in stdout
+    index = pq.read_table(out / "shards" / INDEX_FILE)
+    tars = sorted(str(path) for path in (out / "shards").glob("*.tar"))
     samples = list(webdataset.WebDataset(tars, shardshuffle=False).to_tuple("__key__", "txt"))
     assert index.num_rows == len(samples) > 400
     assert sorted(key for key, _ in samples) == sorted(index.column("uid").to_pylist())

@@ -1,0 +1,189 @@
+"""The bundled trainer and evaluator: a tiny model learns on the pipeline's and img2dataset's shards, resumes
+exactly after a kill, and meets bad input with clear errors or counted skips."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED
+from test_download import OPTIONS
+
+from pipeline.download import run_download, selection_from_urls
+from pipeline.embedding import embed_images, load_embedder
+from pipeline.errors import UserInputError
+from pipeline.evaluate import evaluate
+from pipeline.image_server import ImageServer
+from pipeline.train import SUMMARY, TrainConfig, train
+from pipeline.training.checkpoints import latest_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = REPO / "data" / "cifar10_classes.txt"
+TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+LEARNS = dict(samples=9600, batch_size=32, lr=1e-3, warmup=20, workers=1, log_every=50, checkpoint_every=100)
+
+pytestmark = pytest.mark.slow
+
+
+def log_losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def assert_learned(out: Path, summary: dict) -> dict:
+    losses = log_losses(out)
+    assert summary["steps"] == 300 and summary["samples_seen"] == 9600
+    assert np.mean(losses[-2:]) < losses[0] - 0.8, losses  # from near ln(32) = 3.47 at the start
+    results = evaluate(summary["checkpoint"], classes=CLASSES, images=TEST_IMAGES)["zero_shot"]
+    assert results["images"] == 10_000 and results["top1"] > 0.18, results  # chance is 0.10
+    return results
+
+
+def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(demo_run, tmp_path):
+    shards = demo_run[0] / "shards"
+    summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train")
+    zero_shot = assert_learned(tmp_path / "train", summary)
+    print(f"zero-shot top-1 after 9,600 samples of the demo shards: {zero_shot['top1']:.3f}")
+    retrieval = evaluate(summary["checkpoint"], shards=[str(shards)])["retrieval"]
+    assert retrieval["pairs"] > 400 and retrieval["text_to_image_R@10"] > 10 / retrieval["pairs"]
+    trained = load_embedder(None, checkpoint=summary["checkpoint"], device="cpu")  # the embed stage's loader
+    untrained = load_embedder("metacurate-tiny", device="cpu")
+    with tarfile.open(REPO / "data" / "demo_images.tar") as archive:
+        from PIL import Image
+
+        images = [Image.open(io.BytesIO(archive.extractfile(member).read())).convert("RGB")
+                  for member in archive.getmembers()[:50] if member.isfile()]
+    assert not np.allclose(embed_images(trained, images), embed_images(untrained, images))
+    assert train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train") == summary  # finished: skipped
+
+
+def class_balanced_cifar(folder: Path, per_class: int) -> dict[str, Path]:
+    files, counts = {}, {}
+    with tarfile.open(SHARED / "images" / "cifar10_train.tar.gz") as archive:
+        for member in archive:
+            if member.isfile() and member.name.endswith(".jpg"):
+                label = member.name.split("/")[1]
+                if counts.get(label, 0) < per_class:
+                    counts[label] = counts.get(label, 0) + 1
+                    path = folder / member.name.replace("/", "_")
+                    path.write_bytes(archive.extractfile(member).read())
+                    files[path.name] = path
+    return files
+
+
+def test_tiny_model_learns_on_img2dataset_shards(tmp_path):
+    files = class_balanced_cifar(tmp_path, per_class=60)
+    names = sorted(files)
+    with ImageServer(files) as server:
+        selection_from_urls(tmp_path / "run", [server.url("img", name) for name in names],
+                            [f"a photo of a {name.split('_')[1]} I took" for name in names])
+        run_download(tmp_path / "run", OPTIONS)
+    tars = sorted((tmp_path / "run" / "download").glob("*.tar"))
+    assert len(tars) >= 1
+    summary = train(TrainConfig(shards=tuple(str(path) for path in tars), **{**LEARNS, "workers": 0}),
+                    tmp_path / "train")
+    assert summary["skipped"] == {}
+    assert_learned(tmp_path / "train", summary)
+
+
+def write_shards(folder: Path, count: int, per_shard: int, damaged: dict[int, str] | None = None) -> list[str]:
+    """Shards of CIFAR images with class captions; damaged: sample index -> 'image' (corrupt) or 'caption'."""
+    import webdataset
+
+    damaged = damaged or {}
+    with tarfile.open(REPO / "data" / "demo_images.tar") as archive:
+        members = [member for member in archive.getmembers() if member.isfile()][:count]
+        samples = [(archive.extractfile(member).read(), member.name.split("/")[1]) for member in members]
+    paths = []
+    for shard in range(0, count, per_shard):
+        path = folder / f"{shard // per_shard:05d}.tar"
+        with webdataset.TarWriter(str(path)) as writer:
+            for index in range(shard, min(shard + per_shard, count)):
+                image, label = samples[index]
+                sample = {"__key__": f"{index:06d}", "jpg": image, "txt": f"a photo of a {label}",
+                          "json": json.dumps({"uid": f"{index:032x}", "keep_prob": 0.5})}
+                if damaged.get(index) == "image":
+                    sample["jpg"] = image[:30]
+                if damaged.get(index) == "caption":
+                    del sample["txt"]
+                writer.write(sample)
+        paths.append(str(path))
+    return paths
+
+
+RESUME = ["--samples", "640", "--batch-size", "16", "--workers", "0", "--checkpoint-every", "5", "--log-every", "5",
+          "--warmup", "5"]
+
+
+def run_trainer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.train", *args], env=ENV, capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+
+
+def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    shards = write_shards(tmp_path, 200, 50)
+    straight = run_trainer("--shards", *shards, "--out", str(tmp_path / "straight"), *RESUME)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "--shards", *shards, "--out", str(killed),
+                                *RESUME], env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoints" / "step-00000015.pt").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped_at = torch.load(latest_checkpoint(killed / "checkpoints"), weights_only=True)["step"]
+    assert 15 <= stopped_at < 40 and not (killed / SUMMARY).exists()
+    again = run_trainer("--shards", *shards, "--out", str(killed), *RESUME)
+    assert again.returncode != 0 and "--resume latest" in again.stderr  # never silently restarted
+    resumed = run_trainer("--shards", *shards, "--out", str(killed), *RESUME, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((killed / SUMMARY).read_text())["steps"] == 40
+    final = {name: torch.load(folder / "checkpoints" / "step-00000040.pt", weights_only=True)
+             for name, folder in (("straight", tmp_path / "straight"), ("resumed", killed))}
+    for key, tensor in final["straight"]["state_dict"].items():
+        assert torch.allclose(tensor, final["resumed"]["state_dict"][key], atol=1e-6), key
+    assert final["straight"]["data_position"] == final["resumed"]["data_position"]
+    steps = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 40 and sorted(set(steps)) == list(range(5, 45, 5))
+
+
+def test_bad_samples_are_skipped_and_counted_and_online_balance_draws_by_keep_prob(tmp_path):
+    shards = write_shards(tmp_path, 200, 100, damaged={3: "image", 110: "caption", 111: "image"})
+    config = TrainConfig(shards=tuple(shards), samples=64, batch_size=16, workers=2, warmup=1, log_every=1,
+                         shuffle_buffer=0)  # in shard order, so the damaged samples are among the first read
+    summary = train(config, tmp_path / "plain")
+    assert summary["steps"] == 4 and summary["samples_seen"] == 64
+    assert summary["skipped"] == {"undecodable_image": 2, "missing_caption": 1}  # both streams got their bad ones
+    balanced = train(TrainConfig(**{**config.__dict__, "online_balance": True}), tmp_path / "balanced")
+    drawn_out = balanced["skipped"]["balanced_out"]
+    assert 40 <= drawn_out <= 100  # keep_prob 0.5: about as many drawn out as kept (64 kept + partial batches)
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_trainer("--shards", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.strip().endswith("empty: no .tar shards in this folder")
+    shards = write_shards(tmp_path, 20, 20)
+    with pytest.raises(UserInputError, match="fewer than --batch-size 32 usable samples"):
+        train(TrainConfig(shards=tuple(shards), samples=64, batch_size=32, workers=0), tmp_path / "small")
+    with pytest.raises(UserInputError, match="1 shards cannot feed 1 ranks x 2 loader workers"):
+        train(TrainConfig(shards=tuple(shards), samples=64, batch_size=8, workers=2), tmp_path / "workers")
+    result = run_trainer("--shards", *shards, "--out", str(tmp_path / "out"), "--resume", str(tmp_path / "nope.pt"))
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'nope.pt'}: checkpoint not found"
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"step": 1, "config": {"model": "metacurate-tiny"}, "payload": Path("/")}, pickled)
+    with pytest.raises(UserInputError, match="not a readable checkpoint"):  # weights_only refuses arbitrary objects
+        evaluate(str(pickled), classes=CLASSES, images=TEST_IMAGES)
+    with pytest.raises(UserInputError, match="checkpoint not found"):
+        evaluate(str(tmp_path / "missing.pt"), classes=CLASSES, images=TEST_IMAGES)
