@@ -71,6 +71,7 @@ bench: install
 	$(PYTHON) -m bench.text_curation
 	$(PYTHON) -m bench.images
 	$(PYTHON) -m bench.dedup
+	$(PYTHON) -m bench.train
 
 clean:
 	rm -rf runs spark-warehouse
