@@ -45,18 +45,9 @@ class LoadedModel:
 
 def checkpoint_model_name(checkpoint: str) -> str:
     """The model name a checkpoint of the bundled trainer was trained with."""
-    import torch
+    from pipeline.training.checkpoints import load_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise UserInputError(f"{checkpoint}: checkpoint not found")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserInputError(f"{checkpoint}: not a readable checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(saved, dict) or "model" not in saved.get("config", {}):
-        raise UserInputError(f"{checkpoint}: no model name in the checkpoint; pass --model")
-    return saved["config"]["model"]
+    return load_checkpoint(Path(checkpoint))["config"]["model"]
 
 
 def load_model(name: str | None, pretrained: str | None = None, checkpoint: str | None = None,

@@ -183,7 +183,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'nope.pt'}: checkpoint not found"
     pickled = tmp_path / "pickled.pt"
     torch.save({"step": 1, "config": {"model": "metacurate-tiny"}, "payload": Path("/")}, pickled)
-    with pytest.raises(UserInputError, match="not a readable checkpoint"):  # weights_only refuses arbitrary objects
+    with pytest.raises(UserInputError, match="not a loadable checkpoint"):  # weights_only refuses arbitrary objects
         evaluate(str(pickled), classes=CLASSES, images=TEST_IMAGES)
     with pytest.raises(UserInputError, match="checkpoint not found"):
         evaluate(str(tmp_path / "missing.pt"), classes=CLASSES, images=TEST_IMAGES)
