@@ -25,7 +25,7 @@ class Embedder:
     dim: int
 
 
-def load_embedder(name: str, pretrained: str | None = None, checkpoint: str | None = None,
+def load_embedder(name: str | None, pretrained: str | None = None, checkpoint: str | None = None,
                   device: str | None = None, seed: int = 0) -> Embedder:
     """An open_clip model ready to embed (see pipeline.models.load_model for the names it accepts)."""
     loaded = load_model(name, pretrained, checkpoint, device, seed)

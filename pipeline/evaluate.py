@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from pipeline.embedding import embed_images, embed_texts, load_embedder
 from pipeline.errors import UserInputError
 
 TEMPLATES = (
@@ -58,29 +59,15 @@ def labelled_images(source: Path, classes: Sequence[str]) -> Iterator[tuple[byte
         raise UserInputError(f"{source}: not a folder of class folders or a tar archive")
 
 
-def _encode_images(loaded, payloads: list[bytes], batch_size: int = 256) -> np.ndarray:
-    import torch
+def _encode_images(embedder, payloads: list[bytes]) -> np.ndarray:
     from PIL import Image
 
-    rows = []
-    with torch.inference_mode():
-        for start in range(0, len(payloads), batch_size):
-            batch = torch.stack([loaded.preprocess(Image.open(io.BytesIO(payload)).convert("RGB"))
-                                 for payload in payloads[start:start + batch_size]])
-            features = loaded.model.encode_image(batch.to(loaded.device)).float()
-            rows.append(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
+    images = [Image.open(io.BytesIO(payload)).convert("RGB") for payload in payloads]
+    return embed_images(embedder, images).astype(np.float32)
 
 
-def _encode_texts(loaded, texts: list[str], batch_size: int = 512) -> np.ndarray:
-    import torch
-
-    rows = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            features = loaded.model.encode_text(loaded.tokenizer(texts[start:start + batch_size]).to(loaded.device))
-            rows.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
-    return np.concatenate(rows)
+def _encode_texts(embedder, texts: list[str]) -> np.ndarray:
+    return embed_texts(embedder, texts).astype(np.float32)
 
 
 def class_embeddings(loaded, classes: Sequence[str], templates: Sequence[str] = TEMPLATES) -> np.ndarray:
@@ -131,15 +118,12 @@ def retrieval(loaded, shards: Sequence[str]) -> dict:
 
 def evaluate(checkpoint: str | None, model: str | None = None, pretrained: str | None = None,
              classes: Path | None = None, images: Path | None = None, shards: Sequence[str] = ()) -> dict:
-    from pipeline.models import load_model
-
     if (classes is None) != (images is None):
         raise UserInputError("zero-shot needs both --classes and --images")
     if classes is None and not shards:
         raise UserInputError("nothing to evaluate: give --classes and --images, and/or --shards")
     class_names = read_classes(classes) if classes is not None else None
-    loaded = load_model(model, pretrained, checkpoint)
-    loaded.model.eval()
+    loaded = load_embedder(model, pretrained, checkpoint)
     results: dict = {"model": loaded.name, "checkpoint": checkpoint}
     if class_names is not None:
         results["zero_shot"] = zero_shot(loaded, class_names, Path(images))

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -232,10 +233,7 @@ class Trainer:
         if not self.distributed.main:
             return None
         streams = {str(stream): where for rank_positions in positions for stream, where in rank_positions.items()}
-        total_skipped: dict[str, int] = {}
-        for counts in skipped:
-            for reason, count in counts.items():
-                total_skipped[reason] = total_skipped.get(reason, 0) + count
+        total_skipped = dict(sum((Counter(counts) for counts in skipped), Counter()))
         return save_checkpoint(self.out / CHECKPOINTS, self.progress.step, {
             "step": self.progress.step, "samples_seen": self.samples_seen(),
             "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

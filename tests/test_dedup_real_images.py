@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from pipeline.dedup import semdedup
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 THRESHOLD_EPS = 0.1  # removed above cosine 0.9
 
 

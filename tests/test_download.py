@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from pipeline.download import (STATUS, DownloadOptions, final_status, run_download, selection_from_urls,
                                split_by_scheme)
