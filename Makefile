@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate test bench clean
+.PHONY: install demo curate images demo-images metadata train evaluate experiment test bench clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,16 @@ evaluate: install ## zero-shot CIFAR-10 of the latest checkpoint of make train
 	$(PYTHON) -m pipeline.evaluate --checkpoint $$(ls $(TRAIN_OUT)/checkpoints/step-*.pt | tail -1) \
 		--classes data/cifar10_classes.txt --images ../shared/data/images/cifar10_test.tar.gz \
 		--out $(TRAIN_OUT)/eval.json
+
+EXPERIMENT ?= longtail
+EXPERIMENT_RUN ?= runs/experiments/$(EXPERIMENT)
+EXPERIMENT_DATA_OPTIONS ?=
+SEEDS ?= 0 1 2
+EXPERIMENT_OPTIONS ?=
+
+experiment: install ## the closed loop on CIFAR-10: tiny CLIP on the raw vs the curated pool (experiments/NAME/)
+	$(SUBMIT) jobs/experiment_data.py --out $(EXPERIMENT_RUN) $(EXPERIMENT_DATA_OPTIONS)
+	$(PYTHON) -m pipeline.experiment --run $(EXPERIMENT_RUN) --name $(EXPERIMENT) --seeds $(SEEDS) $(EXPERIMENT_OPTIONS)
 
 test: install
 	$(PYTHON) -m pytest -q

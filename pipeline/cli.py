@@ -100,6 +100,27 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--t", type=float, default=40, help="per-entry cap of both balances (default 40)")
 
 
+def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
+    from pipeline.longtail import LongTailDesign
+
+    design = LongTailDesign()
+    add_metadata_options(parser)
+    parser.add_argument("--t", type=float, default=300, help="per-entry cap of both balances (default 300)")
+    parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "images" / "cifar10_train.tar.gz"),
+                        help="labelled photos: a tar with <class>/<file> members or a folder of class folders "
+                             "(default: CIFAR-10's training images in ../shared/data)")
+    parser.add_argument("--classes", default=str(REPO / "data" / "cifar10_classes.txt"), help="one class per line")
+    group = parser.add_argument_group("the long-tailed pool")
+    group.add_argument("--head-rows", type=int, default=design.head_rows, help="rows of the most frequent class")
+    group.add_argument("--imbalance", type=float, default=design.imbalance,
+                       help="rows of the most frequent class over those of the least frequent")
+    group.add_argument("--copy-share", type=float, default=design.head_copy_share,
+                       help="share of copies in the head class (falls linearly to none in the tail)")
+    group.add_argument("--no-class-share", type=float, default=design.no_class_share,
+                       help="share of captions that name no class")
+    group.add_argument("--pool-seed", type=int, default=design.seed)
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--run", dest="out", required=True, help="run directory of the stages")
     add_engine_options(parser)

@@ -11,6 +11,8 @@ img2dataset owns DIR/download: its shards (`NNNNN.tar`, `NNNNN.parquet`, `NNNNN_
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import time
@@ -69,7 +71,9 @@ def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[st
         pq.write_table(table, out_dir / "part-0.parquet")
         return StageResult(len(urls), len(urls))
 
-    run_stage(Path(run_dir), "selection", {"urls": len(urls)}, {}, body, force=True)
+    content = hashlib.sha256(json.dumps([table.column("url").to_pylist(), table.column("caption").to_pylist()])
+                             .encode("utf-8")).hexdigest()
+    run_stage(Path(run_dir), "selection", {"urls": len(urls), "content": content}, {}, body)
     return uids
 
 

@@ -31,13 +31,13 @@ def unpack_jpegs(archive: Path, folder: Path, limit: int) -> dict[str, Path]:
 
 
 class ImageServer:
-    def __init__(self, files: dict[str, Path], slow_seconds: float = 5.0):
+    def __init__(self, files: dict[str, Path], slow_seconds: float = 5.0, port: int = 0):
         self.files = dict(files)
         self.slow_seconds = slow_seconds
         self.requests: list[str] = []
         self.flaky_healed = False
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -1,4 +1,5 @@
-"""Text curation on Spark: ingest -> match -> count -> balance into one run directory."""
+"""Curation on Spark into one run directory: the text stages (ingest -> match -> count -> balance), then the
+image stages (download -> validate -> rebalance -> shards)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline.download import DownloadOptions
+from pipeline.imagecheck import ImageLimits
 from pipeline.ingest import IngestConfig
 from pipeline.metadata import entries_fingerprint, load_entries
 from pipeline.spark.balance import BalanceConfig, run_balance
@@ -43,4 +46,32 @@ def curate_text(spark: SparkSession, config: TextCurationConfig) -> dict[str, di
     manifests["matches"] = run_match(spark, run_dir, entries, vocab_key, config.mode, force=config.force)
     manifests["entry_counts"] = run_count(spark, run_dir, entries, force=config.force)
     manifests["selection"] = run_balance(spark, run_dir, entries, config.balance, force=config.force)
+    return manifests
+
+
+@dataclass(frozen=True)
+class ImageCurationConfig:
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    max_phash_distance: int = 6
+    samples_per_shard: int = 10_000
+
+
+def curate_images(spark: SparkSession, run_dir: Path, balance: BalanceConfig, config: ImageCurationConfig,
+                  force: bool = False) -> dict[str, dict]:
+    """The image stages of a run whose text curation is done; its urls must be reachable while this runs.
+
+    Shards go to DIR/shards. Each stage is skipped when its output is already current.
+    """
+    from pipeline.download import run_download
+    from pipeline.spark.rebalance import run_rebalance
+    from pipeline.spark.shards import run_write_shards
+    from pipeline.spark.validate import run_validate
+
+    run_dir = Path(run_dir)
+    manifests = {"download": run_download(run_dir, config.download, force=force)}
+    manifests["validate"] = run_validate(spark, run_dir, config.limits, config.max_phash_distance, force=force)
+    manifests["rebalance"] = run_rebalance(spark, run_dir, balance, force=force)
+    manifests["shards"] = run_write_shards(spark, run_dir, run_dir / "shards", config.samples_per_shard,
+                                           force=force)
     return manifests

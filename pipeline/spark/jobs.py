@@ -118,29 +118,52 @@ def demo_images_command(args: argparse.Namespace) -> None:
     import tempfile
 
     from pipeline.demo import demo_files, write_demo_pool
-    from pipeline.download import DownloadOptions, run_download
+    from pipeline.download import DownloadOptions
     from pipeline.image_server import ImageServer
     from pipeline.imagecheck import ImageLimits
     from pipeline.spark.balance import BalanceConfig
-    from pipeline.spark.rebalance import run_rebalance
-    from pipeline.spark.shards import run_write_shards
-    from pipeline.spark.validate import run_validate
+    from pipeline.spark.curate import ImageCurationConfig, curate_images
 
     run = Path(args.out)
     spark = get_spark("metacurate-demo-images", args.master)
     balance = BalanceConfig(t=args.t, seed=0)
+    images = ImageCurationConfig(
+        download=DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16, timeout=5),
+        limits=ImageLimits(min_side=0, max_aspect=3), samples_per_shard=100)
     with tempfile.TemporaryDirectory() as folder, ImageServer(demo_files(Path(folder)), slow_seconds=0) as server:
         run.mkdir(parents=True, exist_ok=True)
         write_demo_pool(server, list(server.files), run / "demo_pool.jsonl")
         manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"), metadata=args.metadata,
                                                           out=str(run), balance=balance, force=args.force))
-        options = DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16, timeout=5)
-        manifests["download"] = run_download(run, options, force=args.force)
-    manifests["validate"] = run_validate(spark, run, ImageLimits(min_side=0, max_aspect=3), 6, force=args.force)
-    manifests["rebalance"] = run_rebalance(spark, run, balance, force=args.force)
-    shards = run_write_shards(spark, run, run / "shards", samples_per_shard=100, force=args.force)
+        manifests.update(curate_images(spark, run, balance, images, force=args.force))
+    shards = manifests.pop("shards")
     print(format_summary(run, manifests))
     print(f"  shards: {run.resolve() / 'shards'} ({shards['rows_out']} samples in {shards['shards']} shards)")
+
+
+def experiment_data_command(args: argparse.Namespace) -> None:
+    """The pool of the closed-loop experiment, curated (DIR/curated/shards) and raw (DIR/raw/download)."""
+    from pipeline.evaluate import read_classes
+    from pipeline.longtail import LongTailDesign
+    from pipeline.experiment import arm_shards
+    from pipeline.spark.experiment import ExperimentData, prepare_experiment
+
+    if not Path(args.photos).exists():
+        raise UserInputError(f"{args.photos}: labelled photos not found (CIFAR-10's train tar or class folders)")
+    design = LongTailDesign(head_rows=args.head_rows, imbalance=args.imbalance, head_copy_share=args.copy_share,
+                            no_class_share=args.no_class_share, seed=args.pool_seed)
+    data = ExperimentData(design=design, labelled=Path(args.photos), classes=tuple(read_classes(args.classes)),
+                          metadata=args.metadata, t=args.t, force=args.force)
+    run = Path(args.out)
+    manifests = prepare_experiment(get_spark("metacurate-experiment-data", args.master), run, data)
+    pool = manifests.pop("pool")
+    raw = manifests.pop("raw")
+    shards = manifests.pop("shards")
+    print(f"pool: {pool['rows_out']:,} rows; by class {pool['class_rows']}; {pool['kinds']}")
+    print(format_summary(run / "curated", manifests))
+    places = arm_shards(run)
+    print(f"  curated arm: {shards['rows_out']:,} samples in {places['curated'].resolve()}")
+    print(f"  raw arm: {raw['rows_out']:,} samples in {places['raw'].resolve()}")
 
 
 def embed_command(args: argparse.Namespace) -> None:

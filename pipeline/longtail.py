@@ -1,0 +1,184 @@
+"""A web-like, long-tailed image-text pool made of labelled photos (CIFAR-10), for the closed-loop experiment.
+
+What a crawl looks like to MetaCLIP: a few concepts dominate (the head class has hundreds of times the rows of
+the tail class), the head is full of re-uploads (the same bytes under another url, or a re-encoded, brightened
+or cropped copy), captions are alt-text that names the concept among other words, and some name nothing.
+Everything is drawn from one seed: the same design and photos give the same pool.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageEnhance
+
+from pipeline.errors import UserInputError
+from pipeline.rundir import StageResult, file_identity, run_stage
+
+STAGE = "pool"
+IMAGES = "images"
+POOL_FILE = "pool.jsonl"
+LABELS_FILE = "labels.parquet"
+
+# Besides the class, captions use only the most common words of alt-text, as on the web, where such words
+# occur far more often than any per-entry cap t (at this pool's scale, rarer words would have counts below t
+# and balancing would keep every caption that has one).
+CLASS_TEMPLATES = (
+    "{cls}", "a {cls}", "the {cls}", "a photo of a {cls}", "photo of the {cls}", "an image of a {cls}",
+    "the {cls} in a photo", "picture of a {cls}", "{cls} photo", "{cls} image", "a picture of the {cls}",
+)
+NO_CLASS_TEMPLATES = ("DSC_{n}", "photo", "image", "an image of the", "a picture", "the photo", "photo of a")
+EDITS = ("jpeg", "brightness", "crop")  # near-copies cycle through these
+
+
+@dataclass(frozen=True)
+class LongTailDesign:
+    head_rows: int = 5000  # rows of the most frequent class, copies included
+    imbalance: float = 200.0  # rows of the most frequent class over those of the least frequent
+    head_copy_share: float = 0.5  # share of copies in the head class; falls linearly to none in the tail
+    no_class_share: float = 0.1  # captions that name no class
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.head_rows < 1 or self.imbalance < 1:
+            raise UserInputError("the head class needs at least one row and --imbalance must be at least 1")
+        if not (0 <= self.head_copy_share < 1 and 0 <= self.no_class_share < 1):
+            raise UserInputError("copy and no-class shares must be in [0, 1)")
+
+    def class_order(self, classes: Sequence[str]) -> list[str]:
+        """Classes from the most to the least frequent: a seeded permutation."""
+        order = np.random.default_rng(self.seed).permutation(len(classes))
+        return [classes[index] for index in order]
+
+    def rows_and_copies(self, rank: int, classes: int) -> tuple[int, int]:
+        """(rows, copies among them) of the class at this frequency rank: a geometric fall from head to tail."""
+        depth = rank / max(1, classes - 1)
+        rows = max(1, round(self.head_rows * self.imbalance ** -depth))
+        return rows, round(rows * self.head_copy_share * (1 - depth))
+
+
+@dataclass(frozen=True)
+class PoolImage:
+    """One row of the pool: the image under its served name, its caption, and what it really is."""
+
+    name: str
+    payload: bytes
+    caption: str
+    label: str
+    kind: str  # original | exact_copy | near_copy
+    source: str  # the original's name (itself for an original)
+
+
+def photos_per_class(labelled: Iterable[tuple[bytes, int]], classes: Sequence[str], wanted: dict[str, int],
+                     origin: str) -> dict[str, list[bytes]]:
+    """The first `wanted[class]` photos of each class from (bytes, class index) pairs; too few is an error."""
+    photos: dict[str, list[bytes]] = {name: [] for name in classes}
+    for payload, label in labelled:
+        bucket = photos[classes[label]]
+        if len(bucket) < wanted.get(classes[label], 0):
+            bucket.append(payload)
+    short = {name: (len(photos[name]), count) for name, count in wanted.items() if len(photos[name]) < count}
+    if short:
+        raise UserInputError(f"{origin}: too few photos for the design (class: found, needed): {short}")
+    return photos
+
+
+def near_copy(payload: bytes, edit: str) -> bytes:
+    """A re-upload that is not byte-identical: re-encoded harder, brightened, or cropped by a pixel and resized."""
+    image = Image.open(io.BytesIO(payload)).convert("RGB")
+    quality = 90
+    if edit == "jpeg":
+        quality = 60
+    elif edit == "brightness":
+        image = ImageEnhance.Brightness(image).enhance(1.15)
+    elif edit == "crop":
+        width, height = image.size
+        image = image.crop((1, 1, width - 1, height - 1)).resize((width, height), Image.Resampling.BICUBIC)
+    else:
+        raise ValueError(f"unknown edit {edit!r}")
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def caption(rng: np.random.Generator, label: str, no_class_share: float) -> str:
+    """Alt-text: the class among common words, or (with probability no_class_share) no class at all."""
+    templates = CLASS_TEMPLATES if rng.random() >= no_class_share else NO_CLASS_TEMPLATES
+    return templates[rng.integers(len(templates))].format(cls=label, n=rng.integers(1000, 9999))
+
+
+def build_pool(photos: dict[str, list[bytes]], design: LongTailDesign) -> list[PoolImage]:
+    """The pool's rows in crawl order (shuffled): every class's originals, then its copies of them."""
+    rng = np.random.default_rng(design.seed)
+    order = design.class_order(list(photos))
+    rows: list[PoolImage] = []
+    for rank, label in enumerate(order):
+        total, copies = design.rows_and_copies(rank, len(order))
+        originals = [PoolImage(f"{label}-{index:05d}.jpg", payload, caption(rng, label, design.no_class_share),
+                               label, "original", f"{label}-{index:05d}.jpg")
+                     for index, payload in enumerate(photos[label][:total - copies])]
+        rows += originals
+        for number, index in enumerate(rng.integers(len(originals), size=copies)):
+            source = originals[index]
+            exact = number % 2 == 0
+            payload = source.payload if exact else near_copy(source.payload, EDITS[(number // 2) % len(EDITS)])
+            rows.append(PoolImage(f"{label}-copy-{number:05d}.jpg", payload,
+                                  caption(rng, label, design.no_class_share), label,
+                                  "exact_copy" if exact else "near_copy", source.name))
+    return [rows[index] for index in rng.permutation(len(rows))]
+
+
+def wanted_photos(design: LongTailDesign, classes: Sequence[str]) -> dict[str, int]:
+    """Distinct photos each class needs: its rows less its copies."""
+    order = design.class_order(list(classes))
+    return {label: rows - copies for rank, label in enumerate(order)
+            for rows, copies in [design.rows_and_copies(rank, len(order))]}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: Sequence[str],
+               force: bool = False) -> dict:
+    """DIR/pool: images/ to serve, pool.jsonl (url, caption), labels.parquet (the same with what each url shows).
+
+    The urls name a port on 127.0.0.1, chosen once and kept in the manifest, so a rerun serves the same urls
+    and every later stage of the run stays current.
+    """
+    from pipeline.evaluate import labelled_images
+
+    design.check()
+
+    def body(out_dir: Path) -> StageResult:
+        photos = photos_per_class(labelled_images(labelled, classes), classes, wanted_photos(design, classes),
+                                  str(labelled))
+        rows = build_pool(photos, design)
+        port = free_port()
+        (out_dir / IMAGES).mkdir()
+        urls = [f"http://127.0.0.1:{port}/img/{row.name}" for row in rows]
+        with open(out_dir / POOL_FILE, "w", encoding="utf-8") as pool:
+            for row, url in zip(rows, urls):
+                (out_dir / IMAGES / row.name).write_bytes(row.payload)
+                pool.write(json.dumps({"url": url, "caption": row.caption}) + "\n")
+        pq.write_table(pa.table({"name": [row.name for row in rows], "url": urls,
+                                 "caption": [row.caption for row in rows],
+                                 "label": [row.label for row in rows], "kind": [row.kind for row in rows],
+                                 "source": [row.source for row in rows]}), out_dir / LABELS_FILE)
+        order = design.class_order(list(classes))
+        class_rows = {label: sum(row.label == label for row in rows) for label in order}
+        kinds = {kind: sum(row.kind == kind for row in rows) for kind in ("original", "exact_copy", "near_copy")}
+        return StageResult(len(rows), len(rows), extra={"port": port, "class_rows": class_rows, "kinds": kinds})
+
+    config = {"design": asdict(design), "classes": list(classes)}
+    return run_stage(Path(run_dir), STAGE, config, {"photos": file_identity([Path(labelled)])}, body, force=force)

@@ -1,0 +1,60 @@
+"""The closed-loop experiment's data: a long-tailed pool served on 127.0.0.1, curated by the pipeline and taken raw.
+
+DIR/pool      the pool (pipeline.longtail): images/, pool.jsonl (url, caption), labels.parquet
+DIR/curated   the pipeline's run on the pool: text stages, download, validate, rebalance, shards/ (curated arm)
+DIR/raw       every url of the pool downloaded by img2dataset as it is: download/*.tar (raw arm)
+
+Both arms are downloaded with the same img2dataset options, so the images differ only by what curation did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+
+from pipeline.download import DownloadOptions, run_download, selection_from_urls
+from pipeline.image_server import ImageServer
+from pipeline.imagecheck import ImageLimits
+from pipeline.longtail import IMAGES, LABELS_FILE, POOL_FILE, LongTailDesign, write_pool
+from pipeline.spark.balance import BalanceConfig
+from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
+
+@dataclass(frozen=True)
+class ExperimentData:
+    design: LongTailDesign
+    labelled: Path  # labelled photos: CIFAR-10's train tar, or class folders
+    classes: tuple[str, ...]
+    metadata: str
+    t: float
+    force: bool = False
+
+
+def download_options(parallelism: int, samples_per_shard: int) -> DownloadOptions:
+    """The photos as served, bytes untouched (exact copies stay exact), in many small shards."""
+    return DownloadOptions(resize_mode="no", skip_reencode=True, processes_count=parallelism, thread_count=16,
+                           timeout=5, number_sample_per_shard=samples_per_shard)
+
+
+def prepare_experiment(spark: SparkSession, run: Path, data: ExperimentData) -> dict[str, dict]:
+    """Write the pool, curate it into DIR/curated and download it raw into DIR/raw; stages already current
+    are skipped. Returns the manifests by name (`pool`, the curated run's stages, `raw`)."""
+    run = Path(run)
+    pool = write_pool(run, data.design, data.labelled, data.classes, force=data.force)
+    parallelism = spark.sparkContext.defaultParallelism
+    balance = BalanceConfig(t=data.t, seed=0)
+    images = ImageCurationConfig(download=download_options(parallelism, 250), limits=ImageLimits(min_side=0),
+                                 samples_per_shard=250)
+    labels = pq.read_table(run / "pool" / LABELS_FILE, columns=["url", "caption", "name"])
+    served = {name: run / "pool" / IMAGES / name for name in labels.column("name").to_pylist()}
+    with ImageServer(served, slow_seconds=0, port=pool["port"]):
+        manifests = {"pool": pool}
+        manifests.update(curate_text(spark, TextCurationConfig(
+            pool=str(run / "pool" / POOL_FILE), metadata=data.metadata, out=str(run / "curated"), balance=balance,
+            force=data.force)))
+        manifests.update(curate_images(spark, run / "curated", balance, images, force=data.force))
+        selection_from_urls(run / "raw", labels.column("url").to_pylist(), labels.column("caption").to_pylist())
+        manifests["raw"] = run_download(run / "raw", download_options(parallelism, 1000), force=data.force)
+    return manifests
