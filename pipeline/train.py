@@ -385,6 +385,8 @@ def main(argv=None) -> None:
 
     def command() -> None:
         summary = train(config, Path(args.out), args.resume)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun, rank 0 speaks for all
         print(f"trained {summary['steps']} steps, {summary['samples_seen']:,} samples at "
               f"{summary['samples_per_s']:,.0f} samples/s on {summary['device']}; final loss "
               f"{summary['final_loss']:.4f}; skipped {summary['skipped'] or 'none'}")

@@ -187,3 +187,19 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         evaluate(str(pickled), classes=CLASSES, images=TEST_IMAGES)
     with pytest.raises(UserInputError, match="checkpoint not found"):
         evaluate(str(tmp_path / "missing.pt"), classes=CLASSES, images=TEST_IMAGES)
+
+
+def test_torchrun_trains_on_two_cpu_ranks_with_the_loss_over_both(demo_run, tmp_path):
+    """DDP as on several GPUs, here with gloo: both ranks step together and rank 0 writes the run."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--nproc_per_node", "2", "-m", "pipeline.train", "--shards", str(demo_run[0] / "shards"),
+               "--out", str(tmp_path / "ddp"), "--samples", "1280", "--batch-size", "32", "--workers", "1",
+               "--log-every", "5"]
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("trained 20 steps, 1,280 samples") == 1
+    summary = json.loads((tmp_path / "ddp" / SUMMARY).read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 20 and summary["samples_seen"] == 1280
+    assert log_losses(tmp_path / "ddp")[0] == pytest.approx(np.log(64), abs=0.3)  # the loss sees both ranks' 64
+    state = torch.load(summary["checkpoint"], weights_only=True)
+    assert state["step"] == 20
