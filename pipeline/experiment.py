@@ -24,6 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
+from pipeline.longtail import LABELS_FILE
 from pipeline.rundir import read_manifest, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,11 +65,12 @@ class PreparedRun:
     @classmethod
     def read(cls, run: Path) -> "PreparedRun":
         run = Path(run)
-        pool, rebalance = read_manifest(run / "pool"), read_manifest(run / "curated" / "rebalance")
-        if pool is None or rebalance is None or read_manifest(run / "raw" / "download") is None \
-                or read_manifest(run / "curated" / "shards") is None:
+        manifests = {stage: read_manifest(run / stage) for stage in
+                     ("pool", "curated/rebalance", "curated/shards", "raw/download")}
+        if None in manifests.values():
             raise UserInputError(f"{run}: prepare the arms first (spark-submit jobs/experiment_data.py --out {run})")
-        labels = pq.read_table(run / "pool" / "labels.parquet", columns=["url", "label", "source"]).to_pydict()
+        pool, rebalance = manifests["pool"], manifests["curated/rebalance"]
+        labels = pq.read_table(run / "pool" / LABELS_FILE, columns=["url", "label", "source"]).to_pydict()
         by_frequency = dict(sorted(pool["class_rows"].items(), key=lambda item: (-item[1], item[0])))
         return cls(run, float(rebalance["t"]), by_frequency,
                    {url: (label, source) for url, label, source in

@@ -138,9 +138,11 @@ def build_pool(photos: dict[str, list[bytes]], design: LongTailDesign) -> list[P
 
 def wanted_photos(design: LongTailDesign, classes: Sequence[str]) -> dict[str, int]:
     """Distinct photos each class needs: its rows less its copies."""
-    order = design.class_order(list(classes))
-    return {label: rows - copies for rank, label in enumerate(order)
-            for rows, copies in [design.rows_and_copies(rank, len(order))]}
+    wanted = {}
+    for rank, label in enumerate(design.class_order(list(classes))):
+        rows, copies = design.rows_and_copies(rank, len(classes))
+        wanted[label] = rows - copies
+    return wanted
 
 
 def free_port() -> int:
