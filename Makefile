@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate experiment test bench clean
+.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test bench clean
 
 install: $(VENV)/.installed
 
@@ -53,8 +53,9 @@ metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base 
 		--out metadata/vocab.txt.gz --provenance metadata/provenance.tsv.gz --report metadata/vocab_build.json
 
 SHARDS ?= runs/demo-images/shards
-TRAIN_OUT ?= runs/train
-TRAIN_OPTIONS ?= --samples 9600 --batch-size 32 --lr 1e-3 --warmup 20
+TRAIN_OUT ?= runs/demo-images/train
+ZERO_SHOT ?= --zero-shot-classes data/cifar10_classes.txt --zero-shot-images ../shared/data/images/cifar10_test.tar.gz
+TRAIN_OPTIONS ?= --samples 9600 --batch-size 32 --lr 1e-3 --warmup 20 $(ZERO_SHOT) --zero-shot-every 50
 
 train: install ## train the tiny CLIP on shards (make demo-images first): make train SHARDS=... TRAIN_OPTIONS=...
 	$(PYTHON) -m pipeline.train --shards $(SHARDS) --out $(TRAIN_OUT) --resume latest $(TRAIN_OPTIONS)
@@ -74,7 +75,22 @@ experiment: install ## the closed loop on CIFAR-10: tiny CLIP on the raw vs the 
 	$(SUBMIT) jobs/experiment_data.py --out $(EXPERIMENT_RUN) $(EXPERIMENT_DATA_OPTIONS)
 	$(PYTHON) -m pipeline.experiment --run $(EXPERIMENT_RUN) --name $(EXPERIMENT) --seeds $(SEEDS) $(EXPERIMENT_OPTIONS)
 
-test: install
+REPORT_OPTIONS ?=
+
+report: install ## HTML report of a run (funnel, balancing, matching, dedup, training): make report RUN=...
+	$(PYTHON) -m pipeline.report --run $(RUN) $(REPORT_OPTIONS)
+
+notebooks: install ## JupyterLab on notebooks/ (they open runs/demo-images; METACURATE_RUN=... for another run)
+	$(PYTHON) -m pip install -q -e '.[notebooks]'
+	$(PYTHON) -m jupyter lab notebooks/
+
+# The report tests render pages in Debian's chromium (not a browser downloaded by a test tool).
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+		echo "could not install Debian's chromium: the report tests will say so"
+
+test: install browser
 	$(PYTHON) -m pytest -q
 
 bench: install

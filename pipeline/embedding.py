@@ -29,9 +29,22 @@ def load_embedder(name: str | None, pretrained: str | None = None, checkpoint: s
                   device: str | None = None, seed: int = 0) -> Embedder:
     """An open_clip model ready to embed (see pipeline.models.load_model for the names it accepts)."""
     loaded = load_model(name, pretrained, checkpoint, device, seed)
-    model = loaded.model.eval()
+    loaded.model.eval()
+    return as_embedder(loaded)
+
+
+def as_embedder(loaded) -> Embedder:
+    """An Embedder over a model already loaded (the trainer evaluates its own model while training)."""
+    model = loaded.model
     dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else int(model.visual.output_dim)
     return Embedder(loaded.name, model, loaded.preprocess, loaded.tokenizer, loaded.device, dim)
+
+
+def _autocast(device: str):
+    """bf16/fp16 autocast on CUDA ("cuda" or "cuda:N"), none on CPU."""
+    import torch
+
+    return torch.autocast(device.split(":")[0], enabled=device.startswith("cuda"))
 
 
 def _unit_float16(features) -> np.ndarray:
@@ -44,7 +57,7 @@ def embed_images(embedder: Embedder, images: Sequence, batch_size: int = 256) ->
     import torch
 
     rows = [np.zeros((0, embedder.dim), np.float16)]
-    with torch.inference_mode(), torch.autocast(embedder.device, enabled=embedder.device == "cuda"):
+    with torch.inference_mode(), _autocast(embedder.device):
         for start in range(0, len(images), batch_size):
             batch = torch.stack([embedder.preprocess(image) for image in images[start:start + batch_size]])
             rows.append(_unit_float16(embedder.model.encode_image(batch.to(embedder.device))))
@@ -56,7 +69,7 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 1024
     import torch
 
     rows = [np.zeros((0, embedder.dim), np.float16)]
-    with torch.inference_mode(), torch.autocast(embedder.device, enabled=embedder.device == "cuda"):
+    with torch.inference_mode(), _autocast(embedder.device):
         for start in range(0, len(texts), batch_size):
             tokens = embedder.tokenizer(list(texts[start:start + batch_size])).to(embedder.device)
             rows.append(_unit_float16(embedder.model.encode_text(tokens)))

@@ -77,10 +77,19 @@ def class_embeddings(loaded, classes: Sequence[str], templates: Sequence[str] = 
     return means / np.linalg.norm(means, axis=1, keepdims=True)
 
 
-def zero_shot(loaded, classes: Sequence[str], images: Path) -> dict:
+def read_labelled(images: Path, classes: Sequence[str]) -> list[tuple[bytes, int]]:
     pairs = list(labelled_images(images, classes))
     if not pairs:
         raise UserInputError(f"{images}: no images in folders named after the classes")
+    return pairs
+
+
+def zero_shot(loaded, classes: Sequence[str], images: Path) -> dict:
+    return zero_shot_on(loaded, classes, read_labelled(images, classes))
+
+
+def zero_shot_on(loaded, classes: Sequence[str], pairs: list[tuple[bytes, int]]) -> dict:
+    """Zero-shot accuracy over (image bytes, class index) pairs read once (the trainer evaluates repeatedly)."""
     labels = np.array([label for _, label in pairs])
     scores = _encode_images(loaded, [payload for payload, _ in pairs]) @ class_embeddings(loaded, classes).T
     ranked = np.argsort(-scores, axis=1)

@@ -25,6 +25,7 @@ from pathlib import Path
 from pipeline.errors import UserInputError
 
 LOG = "log.jsonl"
+ZERO_SHOT_LOG = "zero_shot.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
 
@@ -51,6 +52,19 @@ class TrainConfig:
 
     def total_steps(self, world_size: int) -> int:
         return max(1, math.ceil(self.samples / (self.batch_size * self.accum * world_size)))
+
+
+@dataclass(frozen=True)
+class ZeroShotEval:
+    """Zero-shot accuracy measured while training (as open_clip's --zeroshot-frequency), logged to
+    zero_shot.jsonl: every `every` steps (0: only at the end) and after the last step."""
+
+    classes: Path
+    images: Path
+    every: int = 0
+
+    def due(self, step: int, last_step: int) -> bool:
+        return step == last_step or (self.every > 0 and step % self.every == 0)
 
 
 @dataclass
@@ -106,7 +120,8 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out: Path, resume: Path | None = None):
+    def __init__(self, config: TrainConfig, out: Path, resume: Path | None = None,
+                 zero_shot: ZeroShotEval | None = None):
         from pipeline.torch_compat import prepare_torchvision
 
         prepare_torchvision()
@@ -120,6 +135,12 @@ class Trainer:
 
         self.config, self.out = config, Path(out)
         self.distributed = setup_distributed()
+        self.zero_shot, self.zero_shot_set = zero_shot, None
+        if zero_shot is not None and self.distributed.main:  # read once, before training, so bad paths fail early
+            from pipeline.evaluate import read_classes, read_labelled
+
+            classes = read_classes(zero_shot.classes)
+            self.zero_shot_set = (classes, read_labelled(zero_shot.images, classes))
         self.shards = expand_shards(config.shards)
         self.cuda = self.distributed.device.startswith("cuda")
         if self.cuda:
@@ -242,6 +263,23 @@ class Trainer:
             "skipped": total_skipped, "train_seconds": self.progress.train_seconds,
             "data_wait_seconds": self.progress.data_wait_seconds, "torch_rng": torch.get_rng_state()})
 
+    def _evaluate_zero_shot(self) -> None:
+        """Rank 0 measures; the other ranks wait for it at their next collective."""
+        from pipeline.embedding import as_embedder
+        from pipeline.evaluate import zero_shot_on
+
+        if self.zero_shot_set is None:
+            return
+        self.model.eval()
+        try:
+            result = zero_shot_on(as_embedder(self.loaded), *self.zero_shot_set)
+        finally:
+            self.model.train()
+        record = {"step": self.progress.step, "samples_seen": self.samples_seen(),
+                  **{key: round(result[key], 5) for key in ("top1", "top5", "mean_per_class")}}
+        with open(self.out / ZERO_SHOT_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
     def samples_seen(self) -> int:
         return self.progress.step * self.config.batch_size * self.config.accum * self.distributed.world_size
 
@@ -285,6 +323,8 @@ class Trainer:
                 bar.update(1)
                 if progress.step % config.checkpoint_every == 0 or progress.step == self.total_steps:
                     path = self._checkpoint()
+                if self.zero_shot is not None and self.zero_shot.due(progress.step, self.total_steps):
+                    self._evaluate_zero_shot()
         finally:
             bar.close()
             if log:
@@ -316,7 +356,7 @@ def _plain(value):
     return value
 
 
-def train(config: TrainConfig, out: Path, resume: str | None = None) -> dict:
+def train(config: TrainConfig, out: Path, resume: str | None = None, zero_shot: ZeroShotEval | None = None) -> dict:
     """Train, or resume with `resume` ('latest' or a checkpoint path); a finished run with the same config is
     returned as it is."""
     from pipeline.training.checkpoints import latest_checkpoint
@@ -338,7 +378,7 @@ def train(config: TrainConfig, out: Path, resume: str | None = None) -> dict:
     elif latest_checkpoint(out / CHECKPOINTS) is not None:
         raise UserInputError(f"{out}: has checkpoints of an unfinished run; add --resume latest, or train into "
                              f"another --out")
-    return Trainer(config, out, path).run()
+    return Trainer(config, out, path, zero_shot).run()
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -365,7 +405,13 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
                         help="draw each sample with its stored keep_prob every epoch (MetaCLIP online curation)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--resume", nargs="?", const="latest", help="'latest' (default) or a checkpoint path")
+    evaluation = parser.add_argument_group("zero-shot evaluation while training (logged to zero_shot.jsonl)")
+    evaluation.add_argument("--zero-shot-classes", type=Path, help="class names, one per line")
+    evaluation.add_argument("--zero-shot-images", type=Path, help="DIR/<class>/* or a tar archive with that layout")
+    evaluation.add_argument("--zero-shot-every", type=int, default=0, help="steps (default: only after the last)")
     args = parser.parse_args(argv)
+    if (args.zero_shot_classes is None) != (args.zero_shot_images is None):
+        parser.error("--zero-shot-classes and --zero-shot-images go together")
     for name in ("samples", "batch_size", "accum", "checkpoint_every", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -378,13 +424,19 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
     return config, args
 
 
+def zero_shot_eval(args: argparse.Namespace) -> ZeroShotEval | None:
+    if args.zero_shot_classes is None:
+        return None
+    return ZeroShotEval(args.zero_shot_classes, args.zero_shot_images, args.zero_shot_every)
+
+
 def main(argv=None) -> None:
     from pipeline.cli import run_job
 
     config, args = parse_args(argv)
 
     def command() -> None:
-        summary = train(config, Path(args.out), args.resume)
+        summary = train(config, Path(args.out), args.resume, zero_shot_eval(args))
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, rank 0 speaks for all
         print(f"trained {summary['steps']} steps, {summary['samples_seen']:,} samples at "

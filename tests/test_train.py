@@ -24,7 +24,7 @@ from pipeline.embedding import embed_images, load_embedder
 from pipeline.errors import UserInputError
 from pipeline.evaluate import evaluate
 from pipeline.image_server import ImageServer
-from pipeline.train import SUMMARY, TrainConfig, train
+from pipeline.train import SUMMARY, ZERO_SHOT_LOG, TrainConfig, ZeroShotEval, train
 from pipeline.training.checkpoints import latest_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,8 +51,12 @@ def assert_learned(out: Path, summary: dict) -> dict:
 
 def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(demo_run, tmp_path):
     shards = demo_run[0] / "shards"
-    summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train")
+    summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train",
+                    zero_shot=ZeroShotEval(CLASSES, TEST_IMAGES, every=150))
     zero_shot = assert_learned(tmp_path / "train", summary)
+    measured = [json.loads(line) for line in (tmp_path / "train" / ZERO_SHOT_LOG).read_text().splitlines()]
+    assert [row["step"] for row in measured] == [150, 300]  # while training, and the last equals the checkpoint's
+    assert measured[-1]["top1"] == pytest.approx(zero_shot["top1"], abs=1e-3)
     print(f"zero-shot top-1 after 9,600 samples of the demo shards: {zero_shot['top1']:.3f}")
     retrieval = evaluate(summary["checkpoint"], shards=[str(shards)])["retrieval"]
     assert retrieval["pairs"] > 400 and retrieval["text_to_image_R@10"] > 10 / retrieval["pairs"]

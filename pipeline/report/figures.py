@@ -1,0 +1,111 @@
+"""The report's figures, one function each: data frames of pipeline.rundata in, a matplotlib Figure out.
+
+The notebooks draw with the same functions, so a figure looks the same wherever it is seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+
+def _figure(width: float, height: float, columns: int = 1):
+    """A Figure of its own (no pyplot state), so the report runs headless and notebooks show it inline."""
+    figure = Figure(figsize=(width, height))
+    return figure, figure.subplots(1, columns, squeeze=False)[0]
+
+
+def funnel(funnel_rows: pl.DataFrame):
+    """Rows out of each stage, with the rows it rejected stacked beside, largest reasons named."""
+    stages = funnel_rows["stage"].to_list()[::-1]
+    kept = np.array(funnel_rows["rows_out"].fill_null(0).to_list()[::-1])
+    rejected = np.array(funnel_rows["rejected"].to_list()[::-1])
+    figure, (axis,) = _figure(8, 0.45 * len(stages) + 1.2)
+    axis.barh(stages, kept, color="tab:blue", label="rows out")
+    axis.barh(stages, rejected, left=kept, color="tab:red", label="rejected")
+    for position, reasons in enumerate(funnel_rows["reasons"].to_list()[::-1]):
+        if reasons:
+            text = ", ".join(f"{item['reason']} {item['rows']:,}" for item in reasons[:3])
+            axis.text(kept[position] + rejected[position], position, f"  {text}", va="center", fontsize=8)
+    axis.set_xlabel("rows")
+    axis.set_xlim(0, max(1, (kept + rejected).max()) * 1.45)
+    axis.set_title("stage funnel")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def entry_distribution(counts: pl.DataFrame, t: float | None):
+    """MetaCLIP's picture: entries ranked by their match count, log-log, before and after balancing, t marked."""
+    figure, (axis,) = _figure(8, 4.5)
+    curves = [("count", "matches in the pool", "tab:gray"), ("selected", "selected (text balancing)", "tab:blue"),
+              ("selected_final", "after image dedup and rebalancing", "tab:green")]
+    for column, label, color in curves:
+        if column in counts.columns:
+            values = np.sort(counts[column].fill_null(0).to_numpy())[::-1]
+            values = values[values > 0]
+            axis.loglog(np.arange(1, len(values) + 1), values, label=label, color=color, linewidth=1.5)
+    if t is not None:
+        axis.axhline(t, color="tab:red", linestyle="--", linewidth=1, label=f"t = {t:g}")
+    axis.set_xlabel("entry rank (by matches in the pool)")
+    axis.set_ylabel("samples per entry")
+    axis.set_title("entry counts before and after balancing: head capped near t, tail kept whole")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def matches_histogram(histogram: pl.DataFrame):
+    """Captions by the number of entries they matched (0: the caption names nothing in the vocabulary)."""
+    figure, (axis,) = _figure(8, 3.5)
+    matches, captions = histogram["matches"].to_numpy(), histogram["captions"].to_numpy()
+    colors = ["tab:red" if value == 0 else "tab:blue" for value in matches]
+    axis.bar(matches, captions, color=colors, width=0.8)
+    axis.set_xlabel("entries matched by the caption")
+    axis.set_ylabel("captions")
+    axis.set_title("matches per caption (red: matched nothing, dropped by balancing)")
+    figure.tight_layout()
+    return figure
+
+
+def cluster_sizes(groups: pl.DataFrame):
+    """Duplicate groups by size (kept sample + its removed duplicates), one bar series per dedup kind."""
+    figure, (axis,) = _figure(8, 3.5)
+    per_group = groups.unique(["kind", "duplicate_of"]).group_by("kind", "group_size").len("groups")
+    kinds = sorted(per_group["kind"].unique().to_list())
+    width = 0.8 / max(1, len(kinds))
+    for index, kind in enumerate(kinds):
+        rows = per_group.filter(pl.col("kind") == kind).sort("group_size")
+        axis.bar(rows["group_size"].to_numpy() + index * width - 0.4 + width / 2, rows["groups"].to_numpy(),
+                 width=width, label=kind)
+    axis.set_xlabel("group size (kept sample + removed duplicates)")
+    axis.set_ylabel("groups")
+    axis.set_title("duplicate groups removed by image dedup")
+    if kinds:
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(runs: list[tuple[str, pl.DataFrame, pl.DataFrame]]):
+    """Loss and, where evaluated while training, zero-shot top-1 against samples seen; one line per run."""
+    with_zero_shot = any(len(zero_shot) for _, _, zero_shot in runs)
+    figure, axes = _figure(10 if with_zero_shot else 6, 3.8, 2 if with_zero_shot else 1)
+    loss_axis = axes[0]
+    for name, loss, zero_shot in runs:
+        line, = loss_axis.plot(loss["samples_seen"].to_numpy(), loss["loss"].to_numpy(), label=name)
+        if len(zero_shot):
+            axes[1].plot(zero_shot["samples_seen"].to_numpy(), zero_shot["top1"].to_numpy(), marker="o",
+                            color=line.get_color(), label=name)
+    loss_axis.set_xlabel("samples seen")
+    loss_axis.set_ylabel("contrastive loss")
+    loss_axis.set_title("training loss")
+    loss_axis.legend(fontsize=8)
+    if with_zero_shot:
+        axes[1].set_xlabel("samples seen")
+        axes[1].set_ylabel("zero-shot top-1")
+        axes[1].set_title("zero-shot accuracy while training")
+        axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,217 @@
+"""A run directory read back as tables, for the report and the notebooks (polars and pyarrow, no Spark).
+
+Every reader works from what is on disk: a stage that has not run is simply absent, so a text-only run
+and a finished image run are read the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipeline.errors import UserInputError
+from pipeline.rundir import MANIFEST, REJECTS, read_manifest
+from pipeline.train import LOG as TRAIN_LOG
+from pipeline.train import ZERO_SHOT_LOG
+
+# Pipeline order; any other folder with a manifest follows, in the order it ran.
+STAGES = ("pool", "ingest", "matches", "entry_counts", "selection", "download", "validate", "rebalance",
+          "embed", "dedup", "shards")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_run() -> Path:
+    """The run the notebooks open unless METACURATE_RUN names another: the image demo (make demo-images)."""
+    return Path(os.environ.get("METACURATE_RUN", REPO / "runs" / "demo-images"))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a training log, one per step: a run resumed after a crash logs some steps twice."""
+    if not path.is_file():
+        return []
+    by_step = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_step[record["step"]] = record
+    return [by_step[step] for step in sorted(by_step)]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A pipeline.train output folder: its logged loss and, when it evaluated while training, zero-shot."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def loss(self) -> pl.DataFrame:
+        rows = _read_jsonl(self.path / TRAIN_LOG)
+        return pl.DataFrame([{key: row[key] for key in ("step", "samples_seen", "loss", "lr")} for row in rows],
+                            schema={"step": pl.Int64, "samples_seen": pl.Int64, "loss": pl.Float64,
+                                    "lr": pl.Float64})
+
+    def zero_shot(self) -> pl.DataFrame:
+        rows = _read_jsonl(self.path / ZERO_SHOT_LOG)
+        return pl.DataFrame([{key: row[key] for key in ("step", "samples_seen", "top1", "top5", "mean_per_class")}
+                             for row in rows],
+                            schema={"step": pl.Int64, "samples_seen": pl.Int64, "top1": pl.Float64,
+                                    "top5": pl.Float64, "mean_per_class": pl.Float64})
+
+
+class Run:
+    """The stages present in a run directory, in pipeline order, and readers for their outputs."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise UserInputError(f"{self.path}: no such run directory")
+        found = {child.name: manifest for child in sorted(self.path.iterdir())
+                 if child.is_dir() and not child.name.startswith(".")
+                 and (manifest := read_manifest(child)) is not None}
+        if not found:
+            raise UserInputError(f"{self.path}: no finished stage here (no */{MANIFEST}); run a job into it first")
+        known = [name for name in STAGES if name in found]
+        others = sorted((name for name in found if name not in STAGES), key=lambda name: found[name]["started_at"])
+        self.manifests: dict[str, dict] = {name: found[name] for name in known + others}
+
+    def has(self, *stages: str) -> bool:
+        return all(stage in self.manifests for stage in stages)
+
+    def table(self, stage: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """A stage's rows (its Parquet files; _rejects and other _ files left out)."""
+        return pl.from_arrow(pq.read_table(self.path / stage, columns=columns))
+
+    def rejects(self, stage: str) -> pl.DataFrame | None:
+        folder = self.path / stage / REJECTS
+        return pl.from_arrow(pq.read_table(folder)) if folder.is_dir() else None
+
+    @property
+    def t(self) -> float | None:
+        selection = self.manifests.get("selection")
+        return selection["t"] if selection else None
+
+    def funnel(self) -> pl.DataFrame:
+        """One row per stage: rows in, rows out, rejected rows by reason, wall time (from the manifests)."""
+        rows = []
+        for stage, manifest in self.manifests.items():
+            rejected = manifest.get("rejected") or {}
+            rows.append({"stage": stage, "rows_in": manifest.get("rows_in"), "rows_out": manifest.get("rows_out"),
+                         "rejected": sum(rejected.values()),
+                         "reasons": [{"reason": reason, "rows": rows} for reason, rows in sorted(rejected.items())],
+                         "wall_seconds": manifest.get("wall_seconds")})
+        return pl.DataFrame(rows, schema={"stage": pl.String, "rows_in": pl.Int64, "rows_out": pl.Int64,
+                                          "rejected": pl.Int64,
+                                          "reasons": pl.List(pl.Struct({"reason": pl.String, "rows": pl.Int64})),
+                                          "wall_seconds": pl.Float64})
+
+    def entry_counts(self) -> pl.DataFrame:
+        """Entries matched at least once: `count` (matches in the pool), `p`, `selected` (after text
+        balancing) and, once images are deduplicated and rebalanced, `count_final` and `selected_final`."""
+        counts = self.table("entry_counts", ["entry_id", "entry", "count", "p", "selected"]).filter(pl.col("count") > 0)
+        final = self.path / "rebalance" / "_entry_counts.parquet"
+        if final.is_file():
+            after = pl.read_parquet(final, columns=["entry_id", "count", "selected"])
+            counts = counts.join(after.rename({"count": "count_final", "selected": "selected_final"}), on="entry_id",
+                                 how="left")
+        return counts.sort(["count", "entry_id"], descending=[True, False])
+
+    def tail_share(self) -> float | None:
+        """Share of matched entries at or below t, whose samples balancing keeps whole (MetaCLIP's tail)."""
+        if self.t is None:
+            return None
+        counts = self.entry_counts()
+        return float((counts["count"] <= self.t).mean()) if len(counts) else 0.0
+
+    def matches_per_caption(self) -> pl.DataFrame:
+        """How many captions matched 0, 1, 2, ... entries."""
+        matches = self.table("matches", ["entry_ids"])
+        return (matches.select(pl.col("entry_ids").list.len().alias("matches"))
+                .group_by("matches").len("captions").sort("matches"))
+
+    def captions(self, uids: list[str] | None = None) -> pl.DataFrame:
+        """uid, url, caption of ingested samples (all, or those named)."""
+        frame = self.table("ingest", ["uid", "url", "caption"])
+        return frame if uids is None else frame.filter(pl.col("uid").is_in(uids))
+
+    def unmatched_captions(self, limit: int = 10) -> pl.DataFrame:
+        """Captions that matched no entry (first by uid, so the sample is stable)."""
+        unmatched = self.table("matches", ["uid", "entry_ids"]).filter(pl.col("entry_ids").list.len() == 0)
+        return (self.captions().join(unmatched.select("uid"), on="uid").sort("uid").head(limit)
+                .select("uid", "caption"))
+
+    def entry_examples(self, entry_ids: list[int], per_entry: int = 3) -> dict[int, list[str]]:
+        """Up to `per_entry` captions that matched each entry (smallest uids first)."""
+        matched = (self.table("matches", ["uid", "entry_ids"]).explode("entry_ids")
+                   .filter(pl.col("entry_ids").is_in(entry_ids)))
+        examples = (matched.join(self.captions().select("uid", "caption"), on="uid").sort("uid")
+                    .group_by("entry_ids").agg(pl.col("caption").head(per_entry)))
+        found = dict(zip(examples["entry_ids"].to_list(), examples["caption"].to_list()))
+        return {entry_id: found.get(entry_id, []) for entry_id in entry_ids}
+
+    def duplicate_groups(self) -> pl.DataFrame:
+        """Each duplicate removed by image dedup with the sample it duplicates: `kind` is exact/near (validate,
+        sha256 and perceptual hash) or semantic (dedup, at its smallest eps); `group_size` counts the kept
+        sample and all of its removed duplicates."""
+        frames = []
+        if self.has("validate"):
+            validate = self.table("validate", ["uid", "reason", "detail", "duplicate_of"])
+            frames.append(validate.filter(pl.col("duplicate_of").is_not_null()).select(
+                "uid", "duplicate_of", pl.when(pl.col("detail") == "same sha256").then(pl.lit("exact"))
+                .otherwise(pl.lit("near")).alias("kind"), pl.col("detail")))
+        if self.has("dedup"):
+            dedup = self.table("dedup", ["uid", "status", "duplicate_of", "similarity", "eps"])
+            dedup = dedup.filter((pl.col("eps") == pl.col("eps").min()) & pl.col("duplicate_of").is_not_null())
+            frames.append(dedup.select("uid", "duplicate_of", pl.lit("semantic").alias("kind"),
+                                       pl.format("cosine similarity {}", pl.col("similarity").round(4))
+                                       .alias("detail")))
+        schema = {"uid": pl.String, "duplicate_of": pl.String, "kind": pl.String, "detail": pl.String}
+        pairs = pl.concat([frame.cast(schema) for frame in frames]) if frames else pl.DataFrame(schema=schema)
+        sizes = pairs.group_by("kind", "duplicate_of").len("removed")
+        return (pairs.join(sizes, on=["kind", "duplicate_of"])
+                .with_columns((pl.col("removed") + 1).cast(pl.Int64).alias("group_size")).drop("removed")
+                .sort(["kind", "group_size", "duplicate_of", "uid"], descending=[False, True, False, False]))
+
+    def image_bytes(self, uids: list[str]) -> dict[str, bytes]:
+        """The downloaded image of each named uid that has one (read from img2dataset's tar shards)."""
+        if not self.has("download"):
+            return {}
+        status = (self.table("download/_status", ["uid", "key", "shard", "status"])
+                  .filter((pl.col("status") == "success") & pl.col("uid").is_in(uids)))
+        found: dict[str, bytes] = {}
+        for (shard,), rows in status.group_by(["shard"]):
+            wanted = dict(zip(rows["key"].to_list(), rows["uid"].to_list()))
+            with tarfile.open(self.path / "download" / f"{shard:05d}.tar") as archive:
+                for member in archive:
+                    key, _, extension = member.name.rpartition(".")
+                    if key in wanted and extension in ("jpg", "jpeg", "png", "webp"):
+                        found[wanted[key]] = archive.extractfile(member).read()
+        return found
+
+    def training_runs(self, extra: list[Path] = ()) -> list[TrainingRun]:
+        """Training folders attached to the run (DIR/train, DIR/train/*) and any given."""
+        candidates = [self.path / "train", *sorted((self.path / "train").glob("*")), *map(Path, extra)]
+        return [TrainingRun(path) for path in candidates if (path / TRAIN_LOG).is_file()]
+
+
+def thumbnail_png(payload: bytes, size: int = 96) -> bytes:
+    """A PNG at most `size` pixels on its long side (nearest-neighbour, so small images stay crisp)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(payload)) as image:
+        image = image.convert("RGB")
+        scale = size / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.NEAREST if scale >= 1 else Image.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
