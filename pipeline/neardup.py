@@ -10,7 +10,9 @@ smallest uid, so the choice never depends on the order of rows.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
+
+import numpy as np
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
@@ -28,11 +30,11 @@ def keep_order(pixels: int, uid: str) -> tuple[int, str]:
     return (-pixels, uid)
 
 
-def duplicate_groups(pairs: Iterable[tuple[str, str]]) -> list[set[str]]:
+def duplicate_groups(pairs: Iterable[tuple]) -> list[set]:
     """Connected groups of the uids linked by pairs (single linkage), via union-find."""
-    parent: dict[str, str] = {}
+    parent: dict = {}
 
-    def root(uid: str) -> str:
+    def root(uid):
         parent.setdefault(uid, uid)
         while parent[uid] != uid:
             parent[uid] = parent[parent[uid]]
@@ -56,3 +58,17 @@ def losers(groups: list[set[str]], pixels: dict[str, int]) -> dict[str, str]:
         winner, *others = sorted(group, key=lambda uid: keep_order(pixels[uid], uid))
         replaced.update({uid: winner for uid in others})
     return replaced
+
+
+def removed_by_distance(phashes: Sequence[int], distances: Sequence[int]) -> dict[int, int]:
+    """Images a near-duplicate pass would remove at each max Hamming distance (all pairs compared: for
+    tuning on a sample of a run, not for the run itself, which the banded join in Spark handles)."""
+    hashes = np.asarray(phashes, dtype=np.int64).view(np.uint64)
+    bits = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    upper = np.triu(np.ones(bits.shape, dtype=bool), k=1)
+    removed = {}
+    for distance in distances:
+        left, right = np.nonzero(upper & (bits <= distance))
+        groups = duplicate_groups(zip(left.tolist(), right.tolist()))
+        removed[distance] = sum(len(group) - 1 for group in groups)
+    return removed

@@ -13,6 +13,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -196,6 +197,20 @@ class Run:
                     if key in wanted and extension in ("jpg", "jpeg", "png", "webp"):
                         found[wanted[key]] = archive.extractfile(member).read()
         return found
+
+    def embeddings(self, limit: int | None = None) -> tuple[list[str], np.ndarray]:
+        """uids and unit image embeddings of the embed stage (the first `limit` files' rows, when given)."""
+        files = sorted((self.path / "embed").glob("part-*.parquet"))
+        uids, vectors = [], []
+        for path in files:
+            table = pq.read_table(path, columns=["uid", "image"])
+            column = table.column("image").combine_chunks()
+            uids.extend(table.column("uid").to_pylist())
+            vectors.append(column.flatten().to_numpy(zero_copy_only=False).reshape(len(table), column.type.list_size))
+            if limit is not None and len(uids) >= limit:
+                break
+        matrix = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
+        return uids[:limit], matrix[:limit]
 
     def training_runs(self, extra: list[Path] = ()) -> list[TrainingRun]:
         """Training folders attached to the run (DIR/train, DIR/train/*) and any given."""

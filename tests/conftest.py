@@ -70,3 +70,16 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "run"
     result = submit(str(Path(__file__).resolve().parent.parent / "jobs" / "demo_images.py"), "--out", str(out))
     return out, result.stdout
+
+
+@pytest.fixture(scope="session")
+def demo_training(demo_run, tmp_path_factory) -> Path:
+    """A short training run on the demo shards (10 steps) that measured zero-shot twice while training."""
+    from pipeline.train import TrainConfig, ZeroShotEval, train
+
+    out = tmp_path_factory.mktemp("train") / "tiny"
+    labelled = REPO / "data" / "demo_images.tar"  # <split>/<class>/<file>: a small labelled set
+    train(TrainConfig(shards=(str(demo_run[0] / "shards"),), samples=320, batch_size=32, warmup=2, workers=0,
+                      log_every=2), out,
+          zero_shot=ZeroShotEval(REPO / "data" / "cifar10_classes.txt", labelled, every=5))
+    return out

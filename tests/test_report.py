@@ -15,11 +15,8 @@ from PIL import Image
 
 from pipeline.report import write_report
 from pipeline.rundir import read_manifest
-from pipeline.train import TrainConfig, ZeroShotEval, train
 
 REPO = Path(__file__).resolve().parent.parent
-CLASSES = REPO / "data" / "cifar10_classes.txt"
-LABELLED = REPO / "data" / "demo_images.tar"  # <split>/<class>/<file>: a small labelled set
 TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
 
 pytestmark = pytest.mark.slow
@@ -27,15 +24,6 @@ pytestmark = pytest.mark.slow
 
 def as_number(text: str) -> int:
     return int(text.replace(",", ""))
-
-
-@pytest.fixture(scope="module")
-def training(demo_run, tmp_path_factory) -> Path:
-    """A short training run on the demo shards that measured zero-shot twice while training."""
-    out = tmp_path_factory.mktemp("train") / "tiny"
-    train(TrainConfig(shards=(str(demo_run[0] / "shards"),), samples=320, batch_size=32, warmup=2, workers=0,
-                      log_every=2), out, zero_shot=ZeroShotEval(CLASSES, LABELLED, every=5))
-    return out
 
 
 def assert_renders(html: Path):
@@ -56,9 +44,9 @@ def assert_funnel_is_the_manifests(page, run_dir: Path, stages: list[str]) -> No
             assert f"{reason}: {count:,}" in reasons
 
 
-def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo_run, training, tmp_path):
+def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo_run, demo_training, tmp_path):
     run_dir = demo_run[0]
-    html = write_report(run_dir, tmp_path / "report", train=[training])
+    html = write_report(run_dir, tmp_path / "report", train=[demo_training])
     page = assert_renders(html)
     stages = ["ingest", "matches", "entry_counts", "selection", "download", "validate", "rebalance", "shards"]
     assert_funnel_is_the_manifests(page, run_dir, stages)
@@ -88,15 +76,15 @@ def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo
     assert len(pairs) == 12 and page.images == len(figures) + 2 * len(pairs)
     assert numbers["training"]["tiny"]["steps"] == 10 and len(numbers["training"]["tiny"]["zero_shot_top1"]) == 2
 
-    again = write_report(run_dir, tmp_path / "report", train=[training])  # idempotent: the same page
+    again = write_report(run_dir, tmp_path / "report", train=[demo_training])  # idempotent: the same page
     assert again.read_text() == html.read_text()
 
 
-def test_a_run_with_missing_stages_gets_a_report_of_what_exists(demo_run, training, tmp_path):
+def test_a_run_with_missing_stages_gets_a_report_of_what_exists(demo_run, demo_training, tmp_path):
     text_only = tmp_path / "text-only"
     for stage in TEXT_STAGES:
         shutil.copytree(demo_run[0] / stage, text_only / stage)
-    shutil.copytree(training, text_only / "train")  # found without --train
+    shutil.copytree(demo_training, text_only / "train")  # found without --train
     page = assert_renders(write_report(text_only))
     assert_funnel_is_the_manifests(page, text_only, list(TEXT_STAGES))
     assert "Not run yet: download, validate, rebalance, shards" in page.text

@@ -14,7 +14,7 @@ from test_download import OPTIONS
 from pipeline.download import STATUS, run_download, selection_from_urls
 from pipeline.image_server import ImageServer
 from pipeline.imagecheck import ImageLimits, hamming, inspect_image, perceptual_hash
-from pipeline.neardup import band_values, duplicate_groups, losers
+from pipeline.neardup import band_values, duplicate_groups, losers, removed_by_distance
 from pipeline.spark.validate import run_validate
 
 UKBENCH = SHARED / "dedup" / "ukbench"
@@ -81,3 +81,12 @@ def test_ukbench_duplicates_found_distinct_photos_kept(spark, tmp_path):
     assert {"formats/Iggy.1024.ppm", "formats/baboon.pgm", "formats/copyleft.tiff", "formats/giphy.gif",
             "formats/marbles.pbm"} <= kept
 
+
+
+def test_removed_by_distance_counts_what_single_linkage_would_remove_at_each_threshold():
+    base, other = 0x0F0F_1234_5678_9ABC, -0x1234_5678_9ABC_DEF0  # signed, as stored in the validate stage
+    hashes = [base, base, base ^ 0b1, base ^ 0b111, other, other ^ (0b1011 << 40)]
+    # 0 bits: the exact copy; 1: + the 1-bit neighbour; 2: + the 3-bit one (2 bits from it: a chain);
+    # 3: + the other image's 3-bit copy. The two bases are far apart at every threshold shown.
+    assert removed_by_distance(hashes, [0, 1, 2, 3, 8]) == {0: 1, 1: 2, 2: 3, 3: 4, 8: 4}
+    assert hamming(base, other) > 8

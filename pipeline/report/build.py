@@ -15,8 +15,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.report import figures
-from pipeline.report.page import Section, data_uri, document, table
-from pipeline.rundata import STAGES, Run, thumbnail_png
+from pipeline.report.page import Section, document, table, thumbnail
+from pipeline.rundata import STAGES, Run
 from pipeline.rundir import replace_dir
 
 REPORT_DIR = "report"
@@ -92,12 +92,6 @@ def _matching(run: Run, numbers: dict, examples: int) -> Section:
     return section
 
 
-def _thumbnail(payload: bytes | None) -> str:
-    if payload is None:
-        return '<span class="note">no image</span>'
-    return f'<img src="{data_uri(thumbnail_png(payload))}" alt="thumbnail" width="96">'
-
-
 def _dedup(run: Run, numbers: dict, examples: int) -> Section:
     section = Section("Image dedup")
     groups = run.duplicate_groups()
@@ -113,7 +107,7 @@ def _dedup(run: Run, numbers: dict, examples: int) -> Section:
     uids = pairs["uid"].to_list() + pairs["duplicate_of"].to_list()
     images = run.image_bytes(uids)
     captions = dict(run.captions(uids).select("uid", "caption").iter_rows())
-    rows = [(f'<span class="pair">{_thumbnail(images.get(row["duplicate_of"]))}{_thumbnail(images.get(row["uid"]))}'
+    rows = [(f'<span class="pair">{thumbnail(images.get(row["duplicate_of"]))}{thumbnail(images.get(row["uid"]))}'
              f"</span>", row["kind"], row["detail"], row["group_size"],
              captions.get(row["duplicate_of"], ""), captions.get(row["uid"], ""))
             for row in pairs.iter_rows(named=True)]

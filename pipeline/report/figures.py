@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _figure(width: float, height: float, columns: int = 1):
@@ -79,6 +80,7 @@ def cluster_sizes(groups: pl.DataFrame):
         rows = per_group.filter(pl.col("kind") == kind).sort("group_size")
         axis.bar(rows["group_size"].to_numpy() + index * width - 0.4 + width / 2, rows["groups"].to_numpy(),
                  width=width, label=kind)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("group size (kept sample + removed duplicates)")
     axis.set_ylabel("groups")
     axis.set_title("duplicate groups removed by image dedup")

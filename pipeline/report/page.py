@@ -89,3 +89,22 @@ def document(title: str, intro: str, sections: list[Section]) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{intro}"
             + "".join(section.html() for section in sections) + "</body></html>\n")
+
+
+def thumbnail(payload: bytes | None, size: int = 96, alt: str = "thumbnail") -> str:
+    """An embedded thumbnail, or a note where the sample has no downloaded image."""
+    from pipeline.rundata import thumbnail_png
+
+    if payload is None:
+        return '<span class="note">no image</span>'
+    return f'<img src="{data_uri(thumbnail_png(payload, size))}" width="{size}" alt="{escape(alt)}">'
+
+
+def gallery(items: Sequence[tuple[str, bytes | None]], size: int = 96) -> str:
+    """Thumbnails with their captions in a wrapping grid (the notebooks display it with IPython's HTML)."""
+    tiles = []
+    for caption, payload in items:
+        image = thumbnail(payload, size, caption)
+        tiles.append(f'<figure style="display:inline-block;width:{size + 24}px;margin:4px;vertical-align:top">'
+                     f'{image}<figcaption style="font-size:0.75rem">{escape(caption)}</figcaption></figure>')
+    return f"<div>{''.join(tiles)}</div>"
