@@ -29,8 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def default_run() -> Path:
-    """The run the notebooks open unless METACURATE_RUN names another: the image demo (make demo-images)."""
-    return Path(os.environ.get("METACURATE_RUN", REPO / "runs" / "demo-images"))
+    """The run the notebooks open unless METACURATE_RUN names another: the image demo (make demo-images)
+    when it exists, else the text demo (make demo)."""
+    if "METACURATE_RUN" in os.environ:
+        return Path(os.environ["METACURATE_RUN"])
+    images = REPO / "runs" / "demo-images"
+    return images if images.is_dir() else REPO / "runs" / "demo"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
