@@ -80,7 +80,7 @@ REPORT_OPTIONS ?=
 report: install ## HTML report of a run (funnel, balancing, matching, dedup, training): make report RUN=...
 	$(PYTHON) -m pipeline.report --run $(RUN) $(REPORT_OPTIONS)
 
-notebooks: install ## JupyterLab on notebooks/ (they open runs/demo-images; METACURATE_RUN=... for another run)
+notebooks: install ## JupyterLab on notebooks/ (they open runs/demo-images or runs/demo; METACURATE_RUN=... another)
 	$(PYTHON) -m pip install -q -e '.[notebooks]'
 	$(PYTHON) -m jupyter lab notebooks/
 
