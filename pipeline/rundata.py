@@ -137,10 +137,19 @@ class Run:
         counts = self.entry_counts()
         return float((counts["count"] <= self.t).mean()) if len(counts) else 0.0
 
+    def _unmatched_uids(self) -> pl.DataFrame:
+        """Captions that matched nothing: rejected by the match stage as no_match (and any empty match list)."""
+        empty = self.table("matches", ["uid", "entry_ids"]).filter(pl.col("entry_ids").list.len() == 0).select("uid")
+        rejects = self.rejects("matches")
+        if rejects is not None:
+            empty = pl.concat([empty, rejects.filter(pl.col("reason") == "no_match").select("uid")])
+        return empty
+
     def matches_per_caption(self) -> pl.DataFrame:
-        """How many captions matched 0, 1, 2, ... entries."""
-        matches = self.table("matches", ["entry_ids"])
-        return (matches.select(pl.col("entry_ids").list.len().alias("matches"))
+        """How many captions matched 0, 1, 2, ... entries (0 counts the no_match rejects too)."""
+        lengths = self.table("matches", ["entry_ids"]).select(pl.col("entry_ids").list.len().alias("matches"))
+        unmatched = pl.DataFrame({"matches": [0] * len(self._unmatched_uids())}, schema={"matches": pl.UInt32})
+        return (pl.concat([lengths.filter(pl.col("matches") > 0), unmatched])
                 .group_by("matches").len("captions").sort("matches"))
 
     def captions(self, uids: list[str] | None = None) -> pl.DataFrame:
@@ -150,8 +159,7 @@ class Run:
 
     def unmatched_captions(self, limit: int = 10) -> pl.DataFrame:
         """Captions that matched no entry (first by uid, so the sample is stable)."""
-        unmatched = self.table("matches", ["uid", "entry_ids"]).filter(pl.col("entry_ids").list.len() == 0)
-        return (self.captions().join(unmatched.select("uid"), on="uid").sort("uid").head(limit)
+        return (self.captions().join(self._unmatched_uids(), on="uid").sort("uid").head(limit)
                 .select("uid", "caption"))
 
     def entry_examples(self, entry_ids: list[int], per_entry: int = 3) -> dict[int, list[str]]:

@@ -62,7 +62,7 @@ def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo
     assert numbers["balancing"]["t"] == selection["t"] == 40
     assert numbers["balancing"]["entries_matched"] == read_manifest(run_dir / "entry_counts")["entries_matched"]
     assert f"t = {selection['t']:g}" in page.text
-    assert numbers["matching"]["captions"] == read_manifest(run_dir / "matches")["rows_out"]
+    assert numbers["matching"]["captions"] == read_manifest(run_dir / "matches")["rows_in"]
     removed = numbers["dedup"]["exact"]["removed"] + numbers["dedup"].get("near", {}).get("removed", 0)
     assert removed == validate["rejected"]["duplicate"] > 0
 

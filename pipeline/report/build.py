@@ -43,11 +43,15 @@ def _funnel(run: Run, numbers: dict) -> Section:
     return section
 
 
+def _short(caption: str, limit: int = 120) -> str:
+    return caption if len(caption) <= limit else caption[:limit - 1] + "\u2026"
+
+
 def _entry_table(run: Run, entries: pl.DataFrame, table_id: str) -> str:
     examples = run.entry_examples(entries["entry_id"].to_list())
     columns = ["entry", "count", "p", "selected"] + (["selected_final"] if "selected_final" in entries.columns else [])
     headers = ["entry", "matches", "p", "selected"] + (["after dedup"] if "selected_final" in columns else [])
-    rows = [[row[column] for column in columns] + [" | ".join(examples[row["entry_id"]])]
+    rows = [[row[column] for column in columns] + [" | ".join(map(_short, examples[row["entry_id"]]))]
             for row in entries.iter_rows(named=True)]
     return table(headers + ["example captions"], rows, table_id=table_id, row_keys=entries["entry_id"].to_list())
 
