@@ -14,6 +14,7 @@ from pipeline.cli import user_error_message
 from pipeline.dedup import assign, cluster_rows, normalized
 from pipeline.errors import UserInputError
 from pipeline.rundir import StageResult, run_stage
+from pipeline.rundata import Run
 from pipeline.spark.dedup import CENTROIDS, DedupConfig, run_dedup
 
 
@@ -48,6 +49,11 @@ def test_spark_dedup_equals_the_library_on_the_same_centroids(spark, tmp_path):
     kept = manifest["kept_per_eps"]
     assert int(kept["0.02"]) >= int(kept["0.1"]) and int(kept["0.1"]) <= len(uids) - 250
     assert manifest["faiss"] == "cpu" and manifest["clusters"] == 6
+    read_back = Run(tmp_path)  # as the report and the notebooks see the run
+    groups = read_back.duplicate_groups()
+    assert len(groups) == len(uids) - int(kept["0.02"]) and set(groups["kind"]) == {"semantic"}
+    embedded_uids, embedded = read_back.embeddings()
+    assert embedded_uids == uids and np.array_equal(embedded, vectors.astype(np.float16).astype(np.float32))
 
 
 def test_dedup_bad_inputs_are_clear_errors(spark, tmp_path):
