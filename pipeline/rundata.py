@@ -6,7 +6,6 @@ and a finished image run are read the same way.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
@@ -228,17 +227,3 @@ class Run:
         """Training folders attached to the run (DIR/train, DIR/train/*) and any given."""
         candidates = [self.path / "train", *sorted((self.path / "train").glob("*")), *map(Path, extra)]
         return [TrainingRun(path) for path in candidates if (path / TRAIN_LOG).is_file()]
-
-
-def thumbnail_png(payload: bytes, size: int = 96) -> bytes:
-    """A PNG at most `size` pixels on its long side (nearest-neighbour, so small images stay crisp)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(payload)) as image:
-        image = image.convert("RGB")
-        scale = size / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.NEAREST if scale >= 1 else Image.LANCZOS)
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        return out.getvalue()

@@ -63,7 +63,8 @@ def _balancing(run: Run, numbers: dict, examples: int, seed: int) -> Section:
     head = counts.filter(pl.col("count") > t) if t is not None else counts.head(0)
     tail = counts.filter(pl.col("count") <= t) if t is not None else counts
     numbers["balancing"] = {"t": t, "entries_matched": len(counts), "head_entries": len(head),
-                            "tail_entries": len(tail), "tail_share": run.tail_share(),
+                            "tail_entries": len(tail),
+                            "tail_share": len(tail) / max(len(counts), 1) if t is not None else None,
                             "matches": int(counts["count"].sum()), "selected_matches": int(counts["selected"].sum())}
     if t is None:
         section.note("The selection stage has not run: counts before balancing only.")

@@ -91,10 +91,22 @@ def document(title: str, intro: str, sections: list[Section]) -> str:
             + "".join(section.html() for section in sections) + "</body></html>\n")
 
 
+def thumbnail_png(payload: bytes, size: int = 96) -> bytes:
+    """A PNG at most `size` pixels on its long side (nearest-neighbour, so small images stay crisp)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(payload)) as image:
+        image = image.convert("RGB")
+        scale = size / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.NEAREST if scale >= 1 else Image.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+
+
 def thumbnail(payload: bytes | None, size: int = 96, alt: str = "thumbnail") -> str:
     """An embedded thumbnail, or a note where the sample has no downloaded image."""
-    from pipeline.rundata import thumbnail_png
-
     if payload is None:
         return '<span class="note">no image</span>'
     return f'<img src="{data_uri(thumbnail_png(payload, size))}" width="{size}" alt="{escape(alt)}">'
