@@ -21,9 +21,10 @@ from pipeline.rundir import MANIFEST, REJECTS, read_manifest
 from pipeline.train import LOG as TRAIN_LOG
 from pipeline.train import ZERO_SHOT_LOG
 
+TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
+IMAGE_STAGES = ("download", "validate", "rebalance", "shards")
 # Pipeline order; any other folder with a manifest follows, in the order it ran.
-STAGES = ("pool", "ingest", "matches", "entry_counts", "selection", "download", "validate", "rebalance",
-          "embed", "dedup", "shards")
+STAGES = ("pool", *TEXT_STAGES, "download", "validate", "rebalance", "embed", "dedup", "shards")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -9,9 +9,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from pipeline.rundata import TEXT_STAGES
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ from browser import render
 from PIL import Image
 
 from pipeline.report import write_report
+from pipeline.rundata import TEXT_STAGES
 from pipeline.rundir import read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
-TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,8 @@ import pytest
 from pipeline.errors import UserInputError
 from pipeline.rundir import MANIFEST, REJECTS
 from pipeline.spark.balance import BalanceConfig
-from pipeline.spark.curate import TEXT_STAGES, TextCurationConfig, curate_text
+from pipeline.rundata import TEXT_STAGES
+from pipeline.spark.curate import TextCurationConfig, curate_text
 
 from conftest import LAION
 

@@ -16,14 +16,12 @@ import polars as pl
 
 from pipeline.report import figures
 from pipeline.report.page import Section, document, table, thumbnail
-from pipeline.rundata import STAGES, Run
+from pipeline.rundata import IMAGE_STAGES, TEXT_STAGES, Run
 from pipeline.rundir import replace_dir
 
 REPORT_DIR = "report"
 HTML = "index.html"
 NUMBERS = "report.json"
-TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
-IMAGE_STAGES = ("download", "validate", "rebalance", "shards")
 
 
 def _funnel(run: Run, numbers: dict) -> Section:
@@ -156,9 +154,8 @@ def write_report(run_dir: Path, out: Path | None = None, train: list[Path] = (),
     run = Run(run_dir)
     out = Path(out) if out is not None else run.path / REPORT_DIR
     sections, numbers = build_sections(run, train, examples, seed)
-    known = [stage for stage in STAGES if stage in run.manifests]
     intro = (f'<p class="note">Run <code>{escape(str(run.path.resolve()))}</code>; stages: '
-             f"{escape(', '.join(known + [name for name in run.manifests if name not in known]))}.</p>")
+             f"{escape(', '.join(run.manifests))}.</p>")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex}")
     staging.mkdir()

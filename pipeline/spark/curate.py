@@ -17,7 +17,6 @@ from pipeline.spark.count import run_count
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
 
-TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
 
 
 @dataclass(frozen=True)
