@@ -17,7 +17,8 @@ from pipeline.balancing import entry_probabilities, keep_mask, keep_probabilitie
 from pipeline.counting import counts_table
 from pipeline.rundir import MANIFEST, StageResult, read_manifest, run_stage, staged_dir, write_json_atomic
 from pipeline.spark.count import COUNTS_FILE, entry_counts
-from pipeline.spark.outputs import ddl, materialize, reason_counts, work_dir, write_rows_and_rejects
+from pipeline.spark.outputs import ddl, reason_counts, work_dir, write_rows_and_rejects
+from pipeline.spark.task_writes import materialize_from_tasks
 
 STAGE = "selection"
 SELECTION_COLUMNS = ["uid", "url", "caption", "entry_ids", "keep_prob"]
@@ -100,8 +101,8 @@ def balance_into(spark: SparkSession, matches: DataFrame, texts: DataFrame, prob
     probs_broadcast = spark.sparkContext.broadcast(probs)
     scratch = work_dir(out_dir, "decided")
     try:
-        decided = materialize(matches.select("uid", "entry_ids").mapInArrow(_decide(probs_broadcast, seed),
-                                                                            ddl(_DECIDED)), scratch)
+        decided = materialize_from_tasks(matches.select("uid", "entry_ids"), _decide(probs_broadcast, seed),
+                                         _DECIDED, scratch)
         selected_rows, rejected = reason_counts(decided)
         kept = decided.filter("reason IS NULL")
         # A hash join built on the narrow side: measured 1.5x faster than sort-merge on 1M rows.

@@ -15,44 +15,46 @@ from pyspark.sql import functions as F
 from pipeline import pool
 from pipeline.ingest import ROW_SCHEMA, IngestConfig, canonicalize
 from pipeline.rundir import REJECT_SCHEMA, StageResult, file_identity, run_stage
-from pipeline.spark.outputs import ddl, materialize, work_dir, write_split
+from pipeline.spark.outputs import ddl, work_dir, write_split
+from pipeline.spark.task_writes import conform, materialize_from_tasks
 
 STAGE = "ingest"
 OUTPUT_COLUMNS = ["uid", "url", "caption", "source_file", "source_row"]
 COMBINED_SCHEMA = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
 
 
-def _read_units(columns: pool.PoolColumns, config: IngestConfig):
-    def read(batches):
+def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
+    """One row per unit, spread over up to 4 tasks per core (no shuffle needed); each task reads its units."""
+    encoded = [(json.dumps(asdict(unit)),) for unit in units]
+    slices = max(1, min(len(units), 4 * spark.sparkContext.defaultParallelism))
+    return spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
+
+
+def _combined(columns: pool.PoolColumns, config: IngestConfig):
+    """Batches of encoded pool units -> every row they hold, validated, in one schema: good rows have a
+    null `reason`, rejects carry theirs."""
+    def rows(batches):
         for batch in batches:
             for encoded in batch.column("unit").to_pylist():
                 unit = pool.PoolUnit(**json.loads(encoded))
                 for raw in pool.read_unit(unit, columns):
-                    good, bad = canonicalize(raw, config)
-                    yield from _combined(good, bad)
-    return read
-
-
-def _combined(good: pa.Table, bad: pa.Table):
-    """Good rows and rejects in one schema (reason null for good rows), as record batches."""
-    for table in (good, bad):
-        if table.num_rows:
-            columns = [table.column(name) if name in table.column_names else pa.nulls(table.num_rows, field.type)
-                       for name, field in zip(COMBINED_SCHEMA.names, COMBINED_SCHEMA)]
-            yield from pa.table(columns, schema=COMBINED_SCHEMA).to_batches()
+                    for table in canonicalize(raw, config):
+                        yield from conform(table, COMBINED_SCHEMA).to_batches()
+    return rows
 
 
 def read_pool(spark: SparkSession, units: list[pool.PoolUnit], columns: pool.PoolColumns,
               config: IngestConfig) -> DataFrame:
-    """Every row of the units, validated: good rows have a null `reason`, rejects carry theirs.
+    """Every row of the units, validated (see _combined)."""
+    return _unit_frame(spark, units).mapInArrow(_combined(columns, config), ddl(COMBINED_SCHEMA))
 
-    One row per unit is spread over up to 4 tasks per core (no shuffle needed for that); each task
-    reads its units itself.
-    """
-    encoded = [(json.dumps(asdict(unit)),) for unit in units]
-    slices = max(1, min(len(units), 4 * spark.sparkContext.defaultParallelism))
-    unit_frame = spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
-    return unit_frame.mapInArrow(_read_units(columns, config), ddl(COMBINED_SCHEMA))
+
+def _write_pool(spark: SparkSession, units: list[pool.PoolUnit], columns: pool.PoolColumns,
+                config: IngestConfig, directory: Path) -> DataFrame:
+    """read_pool, written to Parquet by the reading tasks themselves, and read back."""
+    return materialize_from_tasks(_unit_frame(spark, units), _combined(columns, config), COMBINED_SCHEMA, directory)
+
+
 
 
 _BROADCAST_GROUPS = 2_000_000
@@ -123,7 +125,7 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
         scratch = work_dir(out_dir, "raw")
         cached: list[DataFrame] = []
         try:
-            raw = materialize(read_pool(spark, units, columns, config), scratch)
+            raw = _write_pool(spark, units, columns, config, scratch)
             valid = _mark_duplicates(raw.filter(F.col("reason").isNull()), config.dedup_key,
                                      columns.uid is not None, cached)
             combined = valid.select(*COMBINED_SCHEMA.names).unionByName(raw.filter(F.col("reason").isNotNull()))

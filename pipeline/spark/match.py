@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
 from pipeline.matching import Matcher
-from pipeline.rundir import StageResult, read_manifest, run_stage
-from pipeline.spark.outputs import ddl, write_split
+from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.spark.task_writes import write_from_tasks
 
 STAGE = "matches"
-_SCHEMA = pa.schema([("uid", pa.string()), ("entry_ids", pa.list_(pa.int32())),
-                     ("reason", pa.string()), ("detail", pa.string())])
+MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("entry_ids", pa.list_(pa.int32()))])
 # One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
 _MATCHERS: dict[tuple[str, str], Matcher] = {}
 
@@ -27,15 +27,19 @@ def _matcher(vocab_key: str, mode: str, entries_broadcast) -> Matcher:
 
 
 def match_batches(vocab_key: str, mode: str, entries_broadcast):
+    """Batches of (uid, caption) -> matched rows, and the captions that match nothing as rejects."""
     def run(batches):
         matcher = _matcher(vocab_key, mode, entries_broadcast)
         for batch in batches:
-            ids = matcher.match_batch(batch.column("caption").to_pylist())
-            reason = pa.array([None if found else "no_match" for found in ids], pa.string())
-            detail = pa.array([None if found else "caption matches no vocabulary entry" for found in ids],
-                              pa.string())
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("uid"), pa.array(ids, pa.list_(pa.int32())), reason, detail], schema=_SCHEMA)
+            ids = pa.array(matcher.match_batch(batch.column("caption").to_pylist()), pa.list_(pa.int32()))
+            found = pc.greater(pc.list_value_length(ids), 0)
+            rows = pa.table({"uid": batch.column("uid"), "entry_ids": ids}, schema=MATCHES_SCHEMA)
+            unmatched = rows.filter(pc.invert(found))
+            yield {"rows": rows.filter(found),
+                   "rejects": pa.table({
+                       "uid": unmatched.column("uid"),
+                       "reason": pa.repeat("no_match", unmatched.num_rows),
+                       "detail": pa.repeat("caption matches no vocabulary entry", unmatched.num_rows)})}
     return run
 
 
@@ -50,9 +54,10 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
     def body(out_dir: Path) -> StageResult:
         broadcast = spark.sparkContext.broadcast(entries)
         captions = spark.read.parquet(str(ingest_dir)).select("uid", "caption")
-        matched = captions.mapInArrow(match_batches(vocab_key, mode, broadcast), ddl(_SCHEMA))
-        kept, rejected = write_split(matched, out_dir, ["uid", "entry_ids"])
+        counts = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
+                                  {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA)})
         broadcast.unpersist()
-        return StageResult(rows_in=upstream["rows_out"], rows_out=kept, rejected=rejected)
+        return StageResult(rows_in=upstream["rows_out"], rows_out=counts["rows"][None],
+                           rejected=dict(counts["rejects"]))
 
     return run_stage(run_dir, STAGE, config, {"ingest": upstream["fingerprint"]}, body, force=force)

@@ -1,0 +1,120 @@
+"""Python tasks that write their own Parquet parts, for stages whose rows are made in Python anyway.
+
+Handing rows back to the JVM only for Spark's writer to encode them costs more than making them
+(measured on 1M captions: the match stage 7.3 s through the JVM, 5.2 s written by its tasks, of
+which 4.5 s is matching). Each task writes `part-<partition>.parquet` per target under a hidden
+temporary name and renames it when the task succeeds, so a retried or speculative attempt replaces
+the part instead of adding one; the stage folder itself is still renamed into place only when the
+whole stage is done (pipeline.rundir). The tasks return their row counts, by reject reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyspark import TaskContext
+from pyspark.sql import DataFrame
+
+from pipeline.spark.outputs import ddl
+
+Transform = Callable[[Iterator[pa.RecordBatch]], Iterable[Mapping[str, pa.Table | pa.RecordBatch]]]
+_COUNTS = pa.schema([("target", pa.string()), ("reason", pa.string()), ("rows", pa.int64())])
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """table with schema's columns in order; the ones it lacks are null."""
+    columns = [table.column(field.name) if field.name in table.column_names else pa.nulls(table.num_rows, field.type)
+               for field in schema]
+    return pa.table(columns, schema=schema)
+
+
+def _reasons(rows: pa.Table | pa.RecordBatch) -> Counter:
+    """Rows by reject reason (None: rows without one)."""
+    if "reason" not in rows.schema.names:
+        return Counter({None: rows.num_rows})
+    reasons = rows.column("reason")
+    counts = pc.value_counts(reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons).to_pylist()
+    return Counter({entry["values"]: entry["counts"] for entry in counts})
+
+
+class _Part:
+    """One task's Parquet part for one target, visible only once committed."""
+
+    def __init__(self, directory: Path, name: str, attempt: int, schema: pa.Schema):
+        self.final = directory / name
+        self.temporary = directory / f".{name}.attempt-{attempt}"
+        self.schema = schema
+        self.writer = pq.ParquetWriter(self.temporary, schema)
+
+    def write(self, rows: pa.Table | pa.RecordBatch) -> None:
+        self.writer.write_table(conform(pa.table(rows), self.schema))
+
+    def commit(self) -> None:
+        self.writer.close()
+        os.replace(self.temporary, self.final)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+def _in_task(transform: Transform, targets: dict[str, tuple[str, pa.Schema]]):
+    def run(batches: Iterator[pa.RecordBatch]):
+        context = TaskContext.get()
+        name = f"part-{context.partitionId():05d}.parquet"
+        parts = {target: _Part(Path(directory), name, context.attemptNumber(), schema)
+                 for target, (directory, schema) in targets.items()}
+        counts: Counter = Counter()
+        try:
+            for outputs in transform(batches):
+                for target, rows in outputs.items():
+                    parts[target].write(rows)
+                    counts.update({(target, reason): number for reason, number in _reasons(rows).items()})
+        except BaseException:
+            for part in parts.values():
+                part.abort()
+            raise
+        for part in parts.values():
+            part.commit()
+        keys = list(counts)
+        yield pa.RecordBatch.from_arrays([pa.array([target for target, _ in keys], pa.string()),
+                                          pa.array([reason for _, reason in keys], pa.string()),
+                                          pa.array([counts[key] for key in keys], pa.int64())], schema=_COUNTS)
+    return run
+
+
+def write_from_tasks(df: DataFrame, transform: Transform,
+                     targets: dict[str, tuple[Path, pa.Schema]]) -> dict[str, Counter]:
+    """Run transform over df's Arrow batches; each target's tables go to Parquet parts in its folder.
+
+    Target folders must hold no parts yet. Returns, per target, its rows by `reason` (None for rows
+    without one). Every target folder is readable afterwards, also when df had no rows.
+    """
+    for directory, _ in targets.values():
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        if any(Path(directory).glob("part-*")):
+            raise RuntimeError(f"{directory} already holds parts: tasks must write into a new folder")
+    plain = {target: (str(directory), schema) for target, (directory, schema) in targets.items()}
+    totals: dict[str, Counter] = {target: Counter() for target in targets}
+    for row in df.mapInArrow(_in_task(transform, plain), ddl(_COUNTS)).collect():
+        totals[row["target"]][row["reason"]] += row["rows"]
+    for directory, schema in targets.values():
+        if not any(Path(directory).glob("part-*.parquet")):
+            pq.write_table(schema.empty_table(), Path(directory) / "part-00000.parquet")
+    return totals
+
+
+def materialize_from_tasks(df: DataFrame, make_rows: Callable[[Iterator[pa.RecordBatch]], Iterable],
+                           schema: pa.Schema, directory: Path) -> DataFrame:
+    """Like outputs.materialize(df.mapInArrow(make_rows, schema)), with the Python tasks writing the Parquet.
+
+    make_rows yields record batches or tables of schema, as a mapInArrow function would.
+    """
+    write_from_tasks(df, lambda batches: ({"rows": rows} for rows in make_rows(batches)), {"rows": (directory, schema)})
+    return df.sparkSession.read.parquet(str(directory))
