@@ -1,8 +1,8 @@
 """Python tasks that write their own Parquet parts, for stages whose rows are made in Python anyway.
 
 Handing rows back to the JVM only for Spark's writer to encode them costs more than making them
-(measured on 1M captions: the match stage 7.3 s through the JVM, 5.2 s written by its tasks, of
-which 4.5 s is matching). Each task writes `part-<partition>.parquet` per target under a hidden
+(measured on 1M captions: the match stage 7.3 s through the JVM, 5.5 s written by its tasks, of
+which about 4.5 s is matching). Each task writes `part-<partition>.parquet` per target under a hidden
 temporary name and renames it when the task succeeds, so a retried or speculative attempt replaces
 the part instead of adding one; the stage folder itself is still renamed into place only when the
 whole stage is done (pipeline.rundir). The tasks return their row counts, by reject reason.
