@@ -1,4 +1,5 @@
-"""Spark binding of balancing: solve t if asked, draw keep decisions, attach url and caption."""
+"""Spark binding of balancing: solve t if asked, then one narrow pass whose tasks draw the keep decisions
+and write the selection, its rejects and their own summaries (kept samples per entry, expected size)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from pipeline.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
-from pipeline.counting import counts_table
-from pipeline.rundir import MANIFEST, StageResult, read_manifest, run_stage, staged_dir, write_json_atomic
-from pipeline.spark.count import COUNTS_FILE, entry_counts
-from pipeline.spark.outputs import ddl, reason_counts, work_dir, write_rows_and_rejects
-from pipeline.spark.task_writes import materialize_from_tasks
+from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts
+from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
+                             write_json_atomic)
+from pipeline.spark.count import COUNTS_FILE
+from pipeline.spark.outputs import ddl, work_dir
+from pipeline.spark.task_writes import write_from_tasks
 
 STAGE = "selection"
-SELECTION_COLUMNS = ["uid", "url", "caption", "entry_ids", "keep_prob"]
-_DECIDED = pa.schema([("uid", pa.string()), ("entry_ids", pa.list_(pa.int32())), ("keep_prob", pa.float64()),
-                      ("reason", pa.string()), ("detail", pa.string())])
+SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
+                              ("entry_ids", pa.list_(pa.int32())), ("keep_prob", pa.float64())])
 _EXPECTED = pa.schema([("expected", pa.float64())])
 
 
@@ -37,17 +37,26 @@ class BalanceConfig:
 
 
 def _decide(probs_broadcast, seed: int):
+    """Batches of (uid, url, caption, entry_ids) -> kept rows with their keep probability and dropped rows
+    as rejects; last, the task's kept samples per entry and its expected size, so that no further pass
+    over the data is needed for them."""
     def run(batches):
         probs = probs_broadcast.value
+        kept_per_entry = np.zeros(len(probs), dtype=np.int64)
+        expected = 0.0
         for batch in batches:
-            uids = batch.column("uid").to_pylist()
             ids = batch.column("entry_ids")
-            kept = keep_mask(uids, ids, probs, seed)
-            reason = pa.array(np.where(kept, None, "balanced_out").tolist(), pa.string())
-            detail = pa.array(np.where(kept, None, "not drawn for any matched entry").tolist(), pa.string())
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("uid"), ids, pa.array(keep_probabilities(ids, probs)), reason, detail],
-                schema=_DECIDED)
+            kept = keep_mask(batch.column("uid").to_pylist(), ids, probs, seed)
+            keep_prob = keep_probabilities(ids, probs)
+            expected += float(keep_prob.sum())
+            rows = pa.Table.from_batches([batch]).append_column("keep_prob", pa.array(keep_prob)).filter(kept)
+            kept_per_entry += count_entries(rows.column("entry_ids"), len(probs))
+            dropped = batch.column("uid").filter(pa.array(~kept))
+            yield {"rows": rows,
+                   "rejects": pa.table({"uid": dropped, "reason": pa.repeat("balanced_out", len(dropped)),
+                                        "detail": pa.repeat("not drawn for any matched entry", len(dropped))})}
+        yield {"kept_counts": sparse_counts(kept_per_entry),
+               "expected": pa.RecordBatch.from_arrays([pa.array([expected])], schema=_EXPECTED)}
     return run
 
 
@@ -94,28 +103,25 @@ class BalanceOutcome:
     selected_counts: np.ndarray  # kept samples per entry
 
 
-def balance_into(spark: SparkSession, matches: DataFrame, texts: DataFrame, probs: np.ndarray, seed: int,
+def balance_into(spark: SparkSession, samples: DataFrame, probs: np.ndarray, seed: int,
                  out_dir: Path) -> BalanceOutcome:
-    """Draw keep decisions for matches (uid, entry_ids) and write the kept ones with their url and caption
-    to out_dir (selection columns), the others to out_dir/_rejects."""
+    """Draw keep decisions for samples (uid, url, caption, entry_ids): the kept ones go to out_dir
+    (selection columns), the others to out_dir/_rejects, both written by the tasks that decide."""
     probs_broadcast = spark.sparkContext.broadcast(probs)
-    scratch = work_dir(out_dir, "decided")
+    summaries = {name: work_dir(out_dir, name) for name in ("kept_counts", "expected")}
     try:
-        decided = materialize_from_tasks(matches.select("uid", "entry_ids"), _decide(probs_broadcast, seed),
-                                         _DECIDED, scratch)
-        selected_rows, rejected = reason_counts(decided)
-        kept = decided.filter("reason IS NULL")
-        # A hash join built on the narrow side: measured 1.5x faster than sort-merge on 1M rows.
-        with_text = kept.hint("shuffle_hash").join(texts, "uid").select(*SELECTION_COLUMNS)
-        write_rows_and_rejects(with_text, decided.filter("reason IS NOT NULL"), out_dir)
-        written = spark.read.parquet(str(out_dir)).count()
-        if written != selected_rows:
-            raise RuntimeError(f"{out_dir}: {selected_rows - written} selected uids have no url and caption")
-        return BalanceOutcome(selected_rows, rejected, float(decided.agg(F.sum("keep_prob")).first()[0] or 0.0),
-                              entry_counts(kept, len(probs)))
+        counts = write_from_tasks(samples, _decide(probs_broadcast, seed), {
+            "rows": (out_dir, SELECTION_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+            "kept_counts": (summaries["kept_counts"], COUNTS_SCHEMA), "expected": (summaries["expected"], _EXPECTED)})
+        kept_counts = pq.read_table(summaries["kept_counts"])
+        selected_counts = np.bincount(kept_counts.column("entry_id").to_numpy(), minlength=len(probs),
+                                      weights=kept_counts.column("count").to_numpy()).astype(np.int64)
+        expected = float(pq.read_table(summaries["expected"]).column("expected").to_numpy().sum())
+        return BalanceOutcome(counts["rows"][None], dict(counts["rejects"]), expected, selected_counts)
     finally:
         probs_broadcast.unpersist()
-        shutil.rmtree(scratch, ignore_errors=True)
+        for directory in summaries.values():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _rewrite_entry_counts(run_dir: Path, entries: list[str], counts: np.ndarray, probs: np.ndarray,
@@ -133,19 +139,16 @@ def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: 
     run_dir = Path(run_dir)
     counts_manifest = read_manifest(run_dir / "entry_counts")
     matches_manifest = read_manifest(run_dir / "matches")
-    ingest_manifest = read_manifest(run_dir / "ingest")
-    if None in (counts_manifest, matches_manifest, ingest_manifest):
+    if None in (counts_manifest, matches_manifest):
         raise FileNotFoundError(f"{run_dir}: run ingest, match and count first")
-    inputs = {name: manifest["fingerprint"] for name, manifest in
-              (("ingest", ingest_manifest), ("matches", matches_manifest), ("entry_counts", counts_manifest))}
+    inputs = {"matches": matches_manifest["fingerprint"], "entry_counts": counts_manifest["fingerprint"]}
 
     def body(out_dir: Path) -> StageResult:
         counts = pq.read_table(run_dir / "entry_counts" / COUNTS_FILE, columns=["count"]).column("count")
         counts = counts.to_numpy()
-        matches = spark.read.parquet(str(run_dir / "matches"))
-        texts = spark.read.parquet(str(run_dir / "ingest")).select("uid", "url", "caption")
+        matches = spark.read.parquet(str(run_dir / "matches")).select("uid", "url", "caption", "entry_ids")
         t = solve_t(spark, matches, counts, config)
-        outcome = balance_into(spark, matches, texts, entry_probabilities(counts, t), config.seed, out_dir)
+        outcome = balance_into(spark, matches, entry_probabilities(counts, t), config.seed, out_dir)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}
         _rewrite_entry_counts(run_dir, entries, counts, entry_probabilities(counts, t), outcome.selected_counts,
                               summary)

@@ -1,4 +1,9 @@
-"""Spark binding of matching: every ingested caption against the vocabulary, in Arrow batches."""
+"""Spark binding of matching: every ingested caption against the vocabulary, in Arrow batches.
+
+Matched rows keep their url and caption beside the entry ids, so balancing is one narrow pass over
+this stage's output instead of a join back to the ingested pool (measured on 1M captions: the join
+and its writes were about half of the balance stage).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, 
 from pipeline.spark.task_writes import write_from_tasks
 
 STAGE = "matches"
-MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("entry_ids", pa.list_(pa.int32()))])
+MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
+                            ("entry_ids", pa.list_(pa.int32()))])
 # One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
 _MATCHERS: dict[tuple[str, str], Matcher] = {}
 
@@ -27,13 +33,14 @@ def _matcher(vocab_key: str, mode: str, entries_broadcast) -> Matcher:
 
 
 def match_batches(vocab_key: str, mode: str, entries_broadcast):
-    """Batches of (uid, caption) -> matched rows, and the captions that match nothing as rejects."""
+    """Batches of (uid, url, caption) -> matched rows with their entry ids, and the captions that match
+    nothing as rejects."""
     def run(batches):
         matcher = _matcher(vocab_key, mode, entries_broadcast)
         for batch in batches:
             ids = pa.array(matcher.match_batch(batch.column("caption").to_pylist()), pa.list_(pa.int32()))
             found = pc.greater(pc.list_value_length(ids), 0)
-            rows = pa.table({"uid": batch.column("uid"), "entry_ids": ids}, schema=MATCHES_SCHEMA)
+            rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(MATCHES_SCHEMA.names)
             unmatched = rows.filter(pc.invert(found))
             yield {"rows": rows.filter(found),
                    "rejects": pa.table({
@@ -53,7 +60,7 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
 
     def body(out_dir: Path) -> StageResult:
         broadcast = spark.sparkContext.broadcast(entries)
-        captions = spark.read.parquet(str(ingest_dir)).select("uid", "caption")
+        captions = spark.read.parquet(str(ingest_dir)).select("uid", "url", "caption")
         counts = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
                                   {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA)})
         broadcast.unpersist()

@@ -32,12 +32,12 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, for
 
     def body(out_dir: Path) -> StageResult:
         kept_uids = spark.read.parquet(str(run_dir / "validate")).filter(F.col("status") == "kept").select("uid")
-        survivors = spark.read.parquet(str(run_dir / "selection")).join(kept_uids, "uid", "left_semi")
+        survivors = (spark.read.parquet(str(run_dir / "selection")).join(kept_uids, "uid", "left_semi")
+                     .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, survivors, counts, config)
         probs = entry_probabilities(counts, t)
-        outcome = balance_into(spark, survivors, survivors.select("uid", "url", "caption"), probs, config.seed,
-                               out_dir)
+        outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
         pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts), out_dir / ENTRY_COUNTS)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
                    "entries_matched": int((counts > 0).sum()), "entries_selected": int((outcome.selected_counts > 0).sum())}
