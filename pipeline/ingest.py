@@ -6,7 +6,6 @@ a Spark task. Exact duplicates are removed later, across the whole pool, by the 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,6 @@ ROW_SCHEMA = pa.schema([
     ("caption", pa.string()),
     ("source_file", pa.string()),
     ("source_row", pa.int64()),
-    ("dedup_key", pa.string()),
 ])
 
 PREVIEW_CHARS = 200
@@ -108,25 +106,16 @@ def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Ta
     rejected = np.array([reason is not None for reason in reasons], dtype=bool)
     good = pa.array(np.flatnonzero(~rejected), pa.int64())
     urls, captions = batch.url.take(good), batch.caption.take(good)
-    contents = [content_uid(url, caption) for url, caption in zip(urls.to_pylist(), captions.to_pylist())]
     if batch.uid is not None:
         uids = [pool_uid(value.decode("utf-8")) for value in batch.uid.take(good).to_pylist()]
     else:
-        uids = contents
+        uids = [content_uid(url, caption) for url, caption in zip(urls.to_pylist(), captions.to_pylist())]
     rows = pa.table({
         "uid": pa.array(uids, pa.string()),
         "url": urls.cast(pa.string()),
         "caption": captions.cast(pa.string()),
         "source_file": pa.array([batch.path] * len(good), pa.string()),
         "source_row": batch.rows[~rejected],
-        "dedup_key": pa.array(_dedup_keys(config.dedup_key, urls, contents), pa.string()),
     }, schema=ROW_SCHEMA)
     return rows, _rejects_table(batch, np.flatnonzero(rejected), reasons)
 
-
-def _dedup_keys(kind: str, urls: pa.Array, contents: list[str]) -> list[str | None]:
-    if kind == "url_caption":
-        return contents
-    if kind == "url":
-        return [hashlib.blake2b(url, digest_size=16).hexdigest() for url in urls.to_pylist()]
-    return [None] * len(contents)

@@ -109,12 +109,3 @@ def write_from_tasks(df: DataFrame, transform: Transform,
             pq.write_table(schema.empty_table(), Path(directory) / "part-00000.parquet")
     return totals
 
-
-def materialize_from_tasks(df: DataFrame, make_rows: Callable[[Iterator[pa.RecordBatch]], Iterable],
-                           schema: pa.Schema, directory: Path) -> DataFrame:
-    """Like outputs.materialize(df.mapInArrow(make_rows, schema)), with the Python tasks writing the Parquet.
-
-    make_rows yields record batches or tables of schema, as a mapInArrow function would.
-    """
-    write_from_tasks(df, lambda batches: ({"rows": rows} for rows in make_rows(batches)), {"rows": (directory, schema)})
-    return df.sparkSession.read.parquet(str(directory))
