@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.balancing import as_list_array
 
@@ -21,6 +24,13 @@ def sparse_counts(counts: np.ndarray) -> pa.RecordBatch:
     ids = np.flatnonzero(counts)
     return pa.RecordBatch.from_arrays([pa.array(ids.astype(np.int32)), pa.array(counts[ids])],
                                       schema=COUNTS_SCHEMA)
+
+
+def sum_sparse_counts(directory: Path, vocabulary_size: int) -> np.ndarray:
+    """The sum of the sparse counts that tasks wrote as Parquet parts into directory."""
+    parts = pq.read_table(directory, schema=COUNTS_SCHEMA)
+    return np.bincount(parts.column("entry_id").to_numpy(), weights=parts.column("count").to_numpy(),
+                       minlength=vocabulary_size).astype(np.int64)
 
 
 def counts_table(entries: list[str], counts: np.ndarray, **extra_columns) -> pa.Table:

@@ -1,7 +1,8 @@
 """Ingest core: validate raw pool rows, give each a stable uid, record every rejected row with a reason.
 
 Works on `pipeline.pool.RawBatch`es and returns Arrow tables, so it runs the same in a test, a script or
-a Spark task. Exact duplicates are removed later, across the whole pool, by the Spark binding.
+a Spark task. Exact duplicates are removed later, across the whole pool, by the Spark binding; the
+keys that define them, and their hashes for a cheap look for repeats, are here.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -27,6 +29,8 @@ ROW_SCHEMA = pa.schema([
 ])
 
 PREVIEW_CHARS = 200
+# The columns whose equality makes two rows duplicates, per IngestConfig.dedup_key.
+DEDUP_COLUMNS = {"url_caption": ["url", "caption"], "url": ["url"]}
 
 
 @dataclass(frozen=True)
@@ -119,3 +123,35 @@ def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Ta
     }, schema=ROW_SCHEMA)
     return rows, _rejects_table(batch, np.flatnonzero(rejected), reasons)
 
+
+def duplicate_keys(dedup_key: str, pool_uids: bool) -> dict[str, list[str]]:
+    """Reject reason -> the columns that must be unique across the pool, in the order duplicates are
+    resolved.
+
+    A content-derived uid stands for (url, caption) as a shorter key; pool-given uids must be unique
+    too, and are the only check when deduplication is off.
+    """
+    keys = {}
+    if dedup_key != "none":
+        keys["duplicate"] = ["uid"] if dedup_key == "url_caption" and not pool_uids else DEDUP_COLUMNS[dedup_key]
+    if pool_uids or dedup_key == "none":
+        keys["duplicate_uid"] = ["uid"]
+    return keys
+
+
+def key_hashes(rows: pa.Table, keys: dict[str, list[str]]) -> pa.Table:
+    """A 64-bit hash of each key per row (a column per key, named by its reason): what a pool-wide look
+    for repeats reads instead of the rows themselves."""
+    return pa.table({reason: pl.from_arrow(rows.select(key)).hash_rows().to_arrow() for reason, key in keys.items()},
+                    schema=key_hashes_schema(keys))
+
+
+def key_hashes_schema(keys: dict[str, list[str]]) -> pa.Schema:
+    return pa.schema([(reason, pa.uint64()) for reason in keys])
+
+
+def any_repeat(hashes: np.ndarray) -> bool:
+    """Whether a hash occurs twice. When none does, no two rows share the key (equal keys hash alike);
+    when one does, the rows may still differ (a collision), so an exact look must follow."""
+    ordered = np.sort(hashes)
+    return bool((ordered[1:] == ordered[:-1]).any())

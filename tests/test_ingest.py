@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.ingest import IngestConfig, canonicalize
+from pipeline.ingest import IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes
 from pipeline.pool import resolve, read_unit
 
 from conftest import CC3M, LAION
@@ -167,3 +167,21 @@ def test_split_tsv_with_header_reads_the_header_once(tmp_path):
     good, _ = read_units(units, columns)
     assert [row["caption"] for row in good] == [f"photo {i}" for i in range(200)]
     assert [row["source_row"] for row in good] == list(range(2, 202))
+
+
+def test_duplicate_keys_follow_the_dedup_key_and_the_uid_source():
+    assert duplicate_keys("url_caption", pool_uids=False) == {"duplicate": ["uid"]}  # the content uid
+    assert duplicate_keys("url_caption", pool_uids=True) == {"duplicate": ["url", "caption"], "duplicate_uid": ["uid"]}
+    assert duplicate_keys("url", pool_uids=False) == {"duplicate": ["url"]}
+    assert duplicate_keys("none", pool_uids=False) == {"duplicate_uid": ["uid"]}
+
+
+def test_key_hashes_repeat_where_the_keys_do():
+    rows = pa.table({"uid": ["a", "b", "c"], "url": ["u1", "u1", "u2"], "caption": ["x", "y", "x"]})
+    hashes = key_hashes(rows, {"duplicate": ["url", "caption"], "duplicate_uid": ["uid"], "by_url": ["url"]})
+    assert hashes.column_names == ["duplicate", "duplicate_uid", "by_url"]
+    assert hashes.schema.field("by_url").type == pa.uint64() and hashes.num_rows == 3
+    assert not any_repeat(hashes.column("duplicate").to_numpy())
+    assert not any_repeat(hashes.column("duplicate_uid").to_numpy())
+    assert any_repeat(hashes.column("by_url").to_numpy())
+    assert not any_repeat(key_hashes(rows.slice(0, 0), {"duplicate": ["uid"]}).column("duplicate").to_numpy())

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.counting import count_entries
 from pipeline.errors import UserInputError
 from pipeline.rundir import MANIFEST, REJECTS
 from pipeline.spark.balance import BalanceConfig
@@ -75,6 +76,8 @@ def test_manifests_add_up_and_outputs_follow_the_contract(spark, tmp_path, head_
     assert len(set(selection.column("uid").to_pylist())) == selection.num_rows
     counts = pq.read_table(tmp_path / "run" / "entry_counts").to_pydict()
     assert counts["entry_id"][:3] == [0, 1, 2] and len(counts["entry"]) == 3000
+    matched = pq.read_table(tmp_path / "run" / "matches", columns=["entry_ids"]).column("entry_ids")
+    assert counts["count"] == count_entries(matched, 3000).tolist() and sum(counts["count"]) > 1000
     t = manifests["selection"]["t"]
     for count, selected in zip(counts["count"], counts["selected"]):
         assert selected <= count
@@ -137,6 +140,15 @@ def test_pool_given_uids_that_repeat_are_rejected(spark, tmp_path, head_vocab):
     assert manifests["ingest"]["rejected"] == {"duplicate_uid": 1}
     kept = pq.read_table(tmp_path / "run" / "ingest").column("caption").to_pylist()
     assert sorted(kept) == ["the cat", "the dog"]  # of the two k1 rows, the smaller url is kept
+
+
+def test_a_key_whose_hashes_collide_but_values_differ_marks_nothing(spark):
+    from pipeline.spark.ingest import _mark_duplicates
+    rows = spark.createDataFrame([("u1", "http://a/1", "dog", "f", 0), ("u2", "http://a/2", "dog", "f", 1)],
+                                 "uid string, url string, caption string, source_file string, source_row long")
+    assert _mark_duplicates(rows, {"duplicate": ["url", "caption"]}, "url_caption", []) is None
+    marked = _mark_duplicates(rows, {"duplicate": ["caption"]}, "url_caption", [])
+    assert sorted((row["uid"], row["reason"]) for row in marked.collect()) == [("u1", None), ("u2", "duplicate")]
 
 
 def test_target_size_is_solved_on_spark(spark, tmp_path, head_vocab):

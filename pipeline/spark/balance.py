@@ -14,7 +14,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
-from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts
+from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
                              write_json_atomic)
 from pipeline.spark.count import COUNTS_FILE
@@ -113,9 +113,7 @@ def balance_into(spark: SparkSession, samples: DataFrame, probs: np.ndarray, see
         counts = write_from_tasks(samples, _decide(probs_broadcast, seed), {
             "rows": (out_dir, SELECTION_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
             "kept_counts": (summaries["kept_counts"], COUNTS_SCHEMA), "expected": (summaries["expected"], _EXPECTED)})
-        kept_counts = pq.read_table(summaries["kept_counts"])
-        selected_counts = np.bincount(kept_counts.column("entry_id").to_numpy(), minlength=len(probs),
-                                      weights=kept_counts.column("count").to_numpy()).astype(np.int64)
+        selected_counts = sum_sparse_counts(summaries["kept_counts"], len(probs))
         expected = float(pq.read_table(summaries["expected"]).column("expected").to_numpy().sum())
         return BalanceOutcome(counts["rows"][None], dict(counts["rejects"]), expected, selected_counts)
     finally:

@@ -1,4 +1,8 @@
-"""Spark binding of counting: partial bincounts per partition, summed on the driver."""
+"""Counting: samples per entry, summed on the driver from partial counts made by the tasks.
+
+The count stage sums the parts the match tasks wrote (no pass over the matches); entry_counts counts
+any DataFrame with entry ids (the image side's survivors) in one pass.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
-from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts
+from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.spark.match import PARTIAL_COUNTS
 from pipeline.spark.outputs import ddl
 
 STAGE = "entry_counts"
@@ -34,14 +39,17 @@ def entry_counts(df: DataFrame, vocabulary_size: int) -> np.ndarray:
     return counts
 
 
-def run_count(spark: SparkSession, run_dir: Path, entries: list[str], force: bool = False) -> dict:
+def run_count(run_dir: Path, entries: list[str], force: bool = False) -> dict:
+    """The count stage: no Spark job, the match tasks left their partial counts."""
     matches_dir = Path(run_dir) / "matches"
     upstream = read_manifest(matches_dir)
     if upstream is None:
         raise FileNotFoundError(f"{matches_dir}: run the match stage first")
+    if not (matches_dir / PARTIAL_COUNTS).is_dir():
+        raise FileNotFoundError(f"{matches_dir / PARTIAL_COUNTS}: made by an older match stage; rerun it with --force")
 
     def body(out_dir: Path) -> StageResult:
-        counts = entry_counts(spark.read.parquet(str(matches_dir)), len(entries))
+        counts = sum_sparse_counts(matches_dir / PARTIAL_COUNTS, len(entries))
         pq.write_table(counts_table(entries, counts), out_dir / COUNTS_FILE)
         return StageResult(rows_in=upstream["rows_out"], rows_out=upstream["rows_out"], extra={
             "entries": len(entries), "entries_matched": int((counts > 0).sum()),

