@@ -6,7 +6,7 @@ import pytest
 from pyspark.errors import PythonException
 
 from pipeline.rundir import REJECT_SCHEMA
-from pipeline.spark.task_writes import write_from_tasks
+from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
 EVEN = pa.schema([("n", pa.int64()), ("square", pa.int64())])
 
@@ -67,3 +67,28 @@ def test_no_rows_still_gives_a_readable_folder_and_parts_are_never_mixed(spark, 
     assert counts["rows"] == {} and frame.count() == 0 and frame.columns == ["n", "square"]
     with pytest.raises(RuntimeError, match="already holds parts"):
         write_from_tasks(nothing, split_even_odd(), {"rows": (tmp_path / "empty", EVEN)})
+
+
+def test_tasks_that_read_parquet_parts_themselves_see_every_row_once(spark, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    for part in range(3):  # parts of several row groups each, and a column the reader does not ask for
+        numbers = list(range(part * 5000, (part + 1) * 5000))
+        pq.write_table(pa.table({"n": numbers, "label": [str(n) for n in numbers]}),
+                       source / f"part-{part:05d}.parquet", row_group_size=1200)
+    (source / ".part-00009.parquet.attempt-0").write_bytes(b"a task's unfinished part")
+    (source / "_rejects").mkdir()
+    parts = ParquetParts(spark, source, ["n"])
+    assert parts.frame.count() == 3 * 5 and parts.frame.rdd.getNumPartitions() > 1
+
+    split = split_even_odd()
+
+    def split_checking_columns(batches):
+        for batch in batches:
+            assert batch.schema.names == ["n"]
+            yield from split(iter([batch]))
+
+    counts = write_from_tasks(parts, split_checking_columns,
+                              {"rows": (tmp_path / "rows", EVEN), "rejects": (tmp_path / "rejects", REJECT_SCHEMA)})
+    assert sorted(pq.read_table(tmp_path / "rows").column("n").to_pylist()) == list(range(0, 15_000, 2))
+    assert counts["rows"] == {None: 7500} and sum(counts["rejects"].values()) == 7500

@@ -19,7 +19,7 @@ from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read
                              write_json_atomic)
 from pipeline.spark.count import COUNTS_FILE
 from pipeline.spark.outputs import ddl, work_dir
-from pipeline.spark.task_writes import write_from_tasks
+from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
 STAGE = "selection"
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -103,7 +103,7 @@ class BalanceOutcome:
     selected_counts: np.ndarray  # kept samples per entry
 
 
-def balance_into(spark: SparkSession, samples: DataFrame, probs: np.ndarray, seed: int,
+def balance_into(spark: SparkSession, samples: DataFrame | ParquetParts, probs: np.ndarray, seed: int,
                  out_dir: Path) -> BalanceOutcome:
     """Draw keep decisions for samples (uid, url, caption, entry_ids): the kept ones go to out_dir
     (selection columns), the others to out_dir/_rejects, both written by the tasks that decide."""
@@ -144,9 +144,10 @@ def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: 
     def body(out_dir: Path) -> StageResult:
         counts = pq.read_table(run_dir / "entry_counts" / COUNTS_FILE, columns=["count"]).column("count")
         counts = counts.to_numpy()
-        matches = spark.read.parquet(str(run_dir / "matches")).select("uid", "url", "caption", "entry_ids")
-        t = solve_t(spark, matches, counts, config)
-        outcome = balance_into(spark, matches, entry_probabilities(counts, t), config.seed, out_dir)
+        columns = ["uid", "url", "caption", "entry_ids"]
+        t = solve_t(spark, spark.read.parquet(str(run_dir / "matches")).select(*columns), counts, config)
+        outcome = balance_into(spark, ParquetParts(spark, run_dir / "matches", columns), entry_probabilities(counts, t),
+                               config.seed, out_dir)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}
         _rewrite_entry_counts(run_dir, entries, counts, entry_probabilities(counts, t), outcome.selected_counts,
                               summary)

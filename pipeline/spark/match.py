@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from pipeline.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.matching import Matcher
 from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
-from pipeline.spark.task_writes import write_from_tasks
+from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
 STAGE = "matches"
 PARTIAL_COUNTS = "_counts"  # `_`: readers of the matched rows skip it
@@ -68,7 +68,7 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
 
     def body(out_dir: Path) -> StageResult:
         broadcast = spark.sparkContext.broadcast(entries)
-        captions = spark.read.parquet(str(ingest_dir)).select("uid", "url", "caption")
+        captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption"])
         written = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
                                   {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
                                    "counts": (out_dir / PARTIAL_COUNTS, COUNTS_SCHEMA)})
