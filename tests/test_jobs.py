@@ -101,7 +101,7 @@ def standalone_cluster(tmp_path):
                 with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as reply:
                     if json.load(reply).get("aliveworkers", 0) >= 1:
                         break
-            except OSError:
+            except (OSError, ValueError):  # not listening yet, or still starting: an HTML page, not JSON
                 pass
             time.sleep(0.5)
         else:
