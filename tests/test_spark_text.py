@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,9 +11,12 @@ import pytest
 from pipeline.counting import count_entries
 from pipeline.errors import UserInputError
 from pipeline.rundir import MANIFEST, REJECTS
+from pipeline.metadata import load_entries
 from pipeline.spark.balance import BalanceConfig
+from pipeline.spark.count import run_count
 from pipeline.rundata import TEXT_STAGES
 from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.match import PARTIAL_COUNTS
 
 from conftest import LAION
 
@@ -93,6 +97,9 @@ def test_rerun_with_same_config_is_skipped_and_changed_config_is_not(spark, tmp_
     changed = curate(spark, LAION, tmp_path / "run", head_vocab, t=20.0)
     assert [changed[stage]["skipped"] for stage in TEXT_STAGES] == [True, True, True, False]
     assert selected_uids(tmp_path / "run") < before
+    shutil.rmtree(tmp_path / "run" / "matches" / PARTIAL_COUNTS)  # as an older match stage left it
+    with pytest.raises(FileNotFoundError, match="older match stage; rerun it with --force"):
+        run_count(tmp_path / "run", load_entries(head_vocab), force=True)
 
 
 def test_bad_rows_in_every_format_are_accounted_for(spark, tmp_path, head_vocab):

@@ -11,6 +11,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+ARROW_BATCH_ROWS = 65536  # rows per Arrow batch handed to Python tasks
 
 
 def _under_spark_submit() -> bool:
@@ -39,7 +40,7 @@ def get_spark(app_name: str = "metacurate", master: str | None = None) -> SparkS
         builder = builder.master(master or "local[*]")
         builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
     spark = (
-        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
+        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )

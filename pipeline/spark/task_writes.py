@@ -23,6 +23,7 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.spark.outputs import ddl
+from pipeline.spark.session import ARROW_BATCH_ROWS
 
 Transform = Callable[[Iterator[pa.RecordBatch]], Iterable[Mapping[str, pa.Table | pa.RecordBatch]]]
 _COUNTS = pa.schema([("target", pa.string()), ("reason", pa.string()), ("rows", pa.int64())])
@@ -90,9 +91,6 @@ def _in_task(transform: Transform, targets: dict[str, tuple[str, pa.Schema]]):
     return run
 
 
-_BATCH_ROWS = 10_000  # as Spark's Arrow batches (spark.sql.execution.arrow.maxRecordsPerBatch)
-
-
 class ParquetParts:
     """A Parquet dataset that tasks read themselves, a row group at a time, instead of through Spark's
     reader: the rows then skip the JVM's decoding and the trip to Python (measured on 1M captions)."""
@@ -113,7 +111,7 @@ class ParquetParts:
             for batch in batches:
                 for path, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist()):
                     table = pq.ParquetFile(path).read_row_group(group, columns=columns)
-                    yield from table.to_batches(max_chunksize=_BATCH_ROWS)
+                    yield from table.to_batches(max_chunksize=ARROW_BATCH_ROWS)
         return lambda batches: transform(rows(batches))
 
 
