@@ -41,27 +41,28 @@ class IngestConfig:
     dedup_key: str = "url_caption"
 
 
-def _invalid_utf8(column: pa.Array) -> np.ndarray:
-    """Rows whose bytes are not UTF-8 (fast path: the whole column validates at once)."""
+def _as_text(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The column as strings, and which rows are not UTF-8 (those read as a placeholder "x").
+
+    Fast path: the whole column validates at once.
+    """
     try:
-        column.cast(pa.string())
-        return np.zeros(len(column), dtype=bool)
+        return column.cast(pa.string()), np.zeros(len(column), dtype=bool)
     except pa.ArrowInvalid:
-        bad = np.zeros(len(column), dtype=bool)
+        invalid = np.zeros(len(column), dtype=bool)
         for position, value in enumerate(column.to_pylist()):
             if value is not None:
                 try:
                     value.decode("utf-8")
                 except UnicodeDecodeError:
-                    bad[position] = True
-        return bad
+                    invalid[position] = True
+        return pc.if_else(pa.array(~invalid), column, pa.scalar(b"x", column.type)).cast(pa.string()), invalid
 
 
-def _blank(column: pa.Array, valid: np.ndarray) -> np.ndarray:
-    """Null, or only whitespace (rows already known invalid are reported blank=False)."""
-    text = pc.if_else(pa.array(valid), column, pa.scalar(b"x", column.type)).cast(pa.string())
-    trimmed = pc.utf8_trim_whitespace(text)
-    return pc.equal(pc.utf8_length(trimmed), 0).fill_null(True).to_numpy(zero_copy_only=False)
+def _blank(text: pa.Array) -> np.ndarray:
+    """Null, empty or only whitespace."""
+    blank = pc.or_kleene(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))
+    return blank.fill_null(True).to_numpy(zero_copy_only=False)
 
 
 def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str] | None]:
@@ -71,10 +72,9 @@ def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str
     for name, column in (("url", batch.url), ("caption", batch.caption), ("uid", batch.uid)):
         if column is None:
             continue
-        invalid = _invalid_utf8(column)
+        text, invalid = _as_text(column)
         checks.append((invalid, "invalid_utf8", f"{name} is not valid UTF-8"))
-        missing = _blank(column, ~invalid)
-        checks.append((missing & ~invalid, f"missing_{name}", f"{name} is null or blank"))
+        checks.append((_blank(text) & ~invalid, f"missing_{name}", f"{name} is null or blank"))
     lengths = pc.binary_length(batch.caption).fill_null(0).to_numpy(zero_copy_only=False)
     too_long = lengths > config.max_caption_bytes
     checks.append((too_long, "caption_too_long", f"caption longer than {config.max_caption_bytes} bytes"))
