@@ -185,3 +185,12 @@ def test_key_hashes_repeat_where_the_keys_do():
     assert not any_repeat(hashes.column("duplicate_uid").to_numpy())
     assert any_repeat(hashes.column("by_url").to_numpy())
     assert not any_repeat(key_hashes(rows.slice(0, 0), {"duplicate": ["uid"]}).column("duplicate").to_numpy())
+
+
+def test_captions_of_only_unicode_whitespace_are_missing_and_invisible_characters_are_not(tmp_path):
+    captions = ["", " \t\n", "\u00a0", "\u3000 \u2003", "\u200b", "a\u00a0dog", None]
+    pq.write_table(pa.table({"url": [f"http://a/{i}" for i in range(len(captions))], "caption": captions}),
+                   tmp_path / "pool.parquet")
+    good, bad = ingest_all(tmp_path / "pool.parquet")
+    assert {row["source_row"]: row["reason"] for row in bad} == {row: "missing_caption" for row in (0, 1, 2, 3, 6)}
+    assert [row["caption"] for row in good] == ["\u200b", "a\u00a0dog"]  # a zero-width space is not whitespace
