@@ -70,8 +70,8 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
         broadcast = spark.sparkContext.broadcast(entries)
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption"])
         written = write_from_tasks(captions, match_batches(vocab_key, mode, broadcast),
-                                  {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
-                                   "counts": (out_dir / PARTIAL_COUNTS, COUNTS_SCHEMA)})
+                                   {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+                                    "counts": (out_dir / PARTIAL_COUNTS, COUNTS_SCHEMA)})
         broadcast.unpersist()
         return StageResult(rows_in=upstream["rows_out"], rows_out=written["rows"][None],
                            rejected=dict(written["rejects"]))

@@ -93,7 +93,8 @@ def _in_task(transform: Transform, targets: dict[str, tuple[str, pa.Schema]]):
 
 class ParquetParts:
     """A Parquet dataset that tasks read themselves, a row group at a time, instead of through Spark's
-    reader: the rows then skip the JVM's decoding and the trip to Python (measured on 1M captions)."""
+    reader: the rows then skip the JVM's decoding and the trip to Python (measured on 1M captions: match
+    6.7 -> 5.5 s, balance 2.9 -> 2.1 s)."""
 
     def __init__(self, spark: SparkSession, directory: Path, columns: list[str]):
         self.columns = columns
