@@ -1,10 +1,11 @@
 import gzip
+import hashlib
 import json
 
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.metadata import load_entries
+from pipeline.metadata import entries_fingerprint, load_entries
 
 
 def test_text_json_and_gzip_give_the_same_entries(tmp_path):
@@ -33,6 +34,9 @@ def test_duplicate_in_json_names_the_entry_index(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("dog\n\ncat\n", r"line 2 is empty"),
+    ("dog\r\n \t\r\ncat\r\n", r"line 2 is empty"),
+    ('["dog", "  "]', r"entry 1 is empty"),
+    ("dog\ncat\n  \ndog\n", r"line 3 is empty"),
     ("", r"has no entries"),
     ('["dog", 3]', r"entry 1 is int"),
     ('{"dog": 1}', r"invalid JSON|must be a list"),
@@ -53,3 +57,15 @@ def test_shipped_vocabulary_is_real_and_distinct(entries):
     assert len(entries) > 400_000
     assert len(set(entries)) == len(entries)
     assert {"dog", "hot dog", "the", "new york"} <= set(entries)
+
+
+def test_windows_line_ends_and_padding_are_not_part_of_entries(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"dog\r\n  hot dog \r\ncat")
+    assert load_entries(path) == ["dog", "hot dog", "cat"]
+
+
+def test_fingerprint_is_the_sha256_of_the_entries_one_per_line():
+    """Run directories made before keep their stage fingerprints: the digest's definition must not drift."""
+    assert entries_fingerprint(["dog", "café"]) == hashlib.sha256("dog\ncafé\n".encode()).hexdigest()[:16]
+    assert entries_fingerprint(["dog", "cat"]) != entries_fingerprint(["cat", "dog"])

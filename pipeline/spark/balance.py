@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -88,10 +89,14 @@ def solve_t_distributed(spark: SparkSession, matches: DataFrame, counts: np.ndar
         ids.unpersist()
 
 
-def solve_t(spark: SparkSession, matches: DataFrame, counts: np.ndarray, config: BalanceConfig) -> float:
-    """The configured t, or the t whose expected selection size is the configured target size."""
+def solve_t(spark: SparkSession, matches: Callable[[], DataFrame], counts: np.ndarray, config: BalanceConfig) -> float:
+    """The configured t, or the t whose expected selection size is the configured target size.
+
+    `matches` makes the matched samples' DataFrame; it is called only when t must be solved, so a
+    given t costs no Spark job (not even the listing of the matches).
+    """
     if config.target_size is not None:
-        return solve_t_distributed(spark, matches, counts, config.target_size)
+        return solve_t_distributed(spark, matches(), counts, config.target_size)
     return config.t
 
 
@@ -145,7 +150,7 @@ def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: 
         counts = pq.read_table(run_dir / "entry_counts" / COUNTS_FILE, columns=["count"]).column("count")
         counts = counts.to_numpy()
         columns = ["uid", "url", "caption", "entry_ids"]
-        t = solve_t(spark, spark.read.parquet(str(run_dir / "matches")).select(*columns), counts, config)
+        t = solve_t(spark, lambda: spark.read.parquet(str(run_dir / "matches")).select("entry_ids"), counts, config)
         outcome = balance_into(spark, ParquetParts(spark, run_dir / "matches", columns), entry_probabilities(counts, t),
                                config.seed, out_dir)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}

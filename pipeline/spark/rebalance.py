@@ -35,7 +35,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, for
         survivors = (spark.read.parquet(str(run_dir / "selection")).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
-        t = solve_t(spark, survivors, counts, config)
+        t = solve_t(spark, lambda: survivors, counts, config)
         probs = entry_probabilities(counts, t)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
         pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts), out_dir / ENTRY_COUNTS)
