@@ -25,6 +25,7 @@ from pipeline.ingest import (ROW_SCHEMA, IngestConfig, any_repeat, canonicalize,
                              key_hashes_schema)
 from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, file_identity, run_stage
 from pipeline.spark.outputs import ddl, work_dir, write_split
+from pipeline.spark.session import spread
 from pipeline.spark.task_writes import conform, write_from_tasks
 
 STAGE = "ingest"
@@ -34,10 +35,8 @@ _READ_SCHEMA = pa.schema([("source_file", pa.string()), ("rows", pa.int64())])
 
 
 def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
-    """One row per unit, spread over up to 4 tasks per core (no shuffle needed); each task reads its units."""
-    encoded = [(json.dumps(asdict(unit)),) for unit in units]
-    slices = max(1, min(len(units), 4 * spark.sparkContext.defaultParallelism))
-    return spark.createDataFrame(spark.sparkContext.parallelize(encoded, slices), "unit string")
+    """One row per unit, spread over the cores (no shuffle needed); each task reads its units."""
+    return spread(spark, [(json.dumps(asdict(unit)),) for unit in units], "unit string")
 
 
 def _split(columns: pool.PoolColumns, config: IngestConfig):

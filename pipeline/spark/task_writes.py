@@ -23,7 +23,7 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.spark.outputs import ddl
-from pipeline.spark.session import ARROW_BATCH_ROWS
+from pipeline.spark.session import ARROW_BATCH_ROWS, spread
 
 Transform = Callable[[Iterator[pa.RecordBatch]], Iterable[Mapping[str, pa.Table | pa.RecordBatch]]]
 _COUNTS = pa.schema([("target", pa.string()), ("reason", pa.string()), ("rows", pa.int64())])
@@ -100,9 +100,7 @@ class ParquetParts:
         self.columns = columns
         groups = [(str(path), group) for path in sorted(Path(directory).glob("part-*.parquet"))
                   for group in range(pq.ParquetFile(path).num_row_groups)]
-        slices = max(1, min(len(groups), 4 * spark.sparkContext.defaultParallelism))
-        self.frame = spark.createDataFrame(spark.sparkContext.parallelize(groups, slices),
-                                           "path string, row_group int")
+        self.frame = spread(spark, groups, "path string, row_group int")
 
     def reading(self, transform: Transform) -> Transform:
         """transform, fed the rows of the row groups a task is given."""
