@@ -68,7 +68,7 @@ def _first_bad_entry(path: Path, entries: list[str], is_json: bool) -> UserInput
 def load_entries(path: str | Path) -> list[str]:
     """Read a vocabulary; empty or duplicate entries are an error naming the file and line (or index).
 
-    Valid vocabularies are checked with set and str methods only (500k entries: 0.4 -> 0.15 s);
+    Valid vocabularies are checked with set and str methods only (500k entries: 0.42 -> 0.25 s);
     the entry-by-entry walk that names the culprit runs only when that check fails.
     """
     path = Path(path)
