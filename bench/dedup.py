@@ -2,7 +2,7 @@
 
     make bench            (python -m bench.dedup [--count 1000000] [--clusters 1000] [--images 2000])
 
-- SemDeDup (pipeline.dedup.semdedup) on random unit 512-d embeddings: k-means on its sample, assignment
+- SemDeDup (pipeline.semantic.semdedup.semdedup) on random unit 512-d embeddings: k-means on its sample, assignment
   of every embedding, dedup within clusters; embeddings/s overall, on the FAISS device found (GPU when
   faiss-gpu sees one, CPU otherwise).
 - Embedding throughput of the tiny bundled model on CIFAR-10 JPEGs: the embed function (decode,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dedup import semdedup
+from pipeline.semantic.semdedup import semdedup
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -54,7 +54,7 @@ def cifar_images(count: int) -> list:
 def bench_embedding(count: int, batch_size: int = 256) -> dict:
     import torch
 
-    from pipeline.embedding import embed_images, load_embedder
+    from pipeline.semantic.embedding import embed_images, load_embedder
 
     images = cifar_images(count)
     embedder = load_embedder("metacurate-tiny")

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
-from pipeline.matching import Matcher, metaclip_prepare
-from pipeline.metadata import load_entries
+from pipeline.text.matching import Matcher, metaclip_prepare
+from pipeline.vocab.entries import load_entries
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "captions"
@@ -53,7 +53,7 @@ def naive_metaclip(captions: list[str], entries: list[str]) -> list[list[int]]:
 
 def matcher_rss(mode: str) -> float:
     """Peak RSS (MiB) of a fresh process that loads the vocabulary and builds a matcher."""
-    code = ("import resource; from pipeline.metadata import load_entries; from pipeline.matching import Matcher;"
+    code = ("import resource; from pipeline.vocab.entries import load_entries; from pipeline.text.matching import Matcher;"
             f"m = Matcher(load_entries({str(VOCAB)!r}), {mode!r});"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)

@@ -40,7 +40,7 @@ def write_demo_shards(folder: Path) -> str:
 
 
 def bundled(pattern: str, work: Path, samples: int, batch_size: int, workers: int) -> dict:
-    from pipeline.train import TrainConfig, train
+    from pipeline.clip.training.loop import TrainConfig, train
 
     shutil.rmtree(work / "bundled", ignore_errors=True)
     config = TrainConfig(shards=(pattern,), samples=samples, batch_size=batch_size, workers=workers, lr=1e-3,
@@ -52,8 +52,8 @@ def bundled(pattern: str, work: Path, samples: int, batch_size: int, workers: in
 
 
 def open_clip_main(pattern: str, work: Path, samples: int, batch_size: int, workers: int, bf16: bool) -> dict:
-    from pipeline.models import _register_project_configs
-    from pipeline.torch_compat import prepare_torchvision
+    from pipeline.clip.models import _register_project_configs
+    from pipeline.clip.torch_compat import prepare_torchvision
 
     prepare_torchvision()
     _register_project_configs()
@@ -92,7 +92,7 @@ def main() -> None:
     ours_rate, theirs_rate = ours["samples"] / ours["wall_s"], theirs["samples"] / theirs["wall_s"]
     print(f"training metacurate-tiny on {ours['device']}, batch {args.batch_size}, {args.workers} loader workers, "
           f"{args.samples:,} samples:")
-    print(f"  pipeline.train {ours_rate:,.0f} samples/s, open_clip_train.main {theirs_rate:,.0f} samples/s: "
+    print(f"  pipeline.clip.training.loop {ours_rate:,.0f} samples/s, open_clip_train.main {theirs_rate:,.0f} samples/s: "
           f"{ours_rate / theirs_rate:.2f}x (goal >= 1.0x); waiting for data {ours['data_wait_fraction']:.1%} "
           f"of step time")
     OUT.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,6 @@
 """Balance DIR/matches with t (or a target size) into DIR/selection."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_metadata_options, cli.add_balance_options], jobs.balance_command)
+    options.job_main(__doc__, [options.add_metadata_options, options.add_balance_options], commands.balance_command)

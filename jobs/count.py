@@ -1,7 +1,6 @@
 """Count samples per vocabulary entry from DIR/matches into DIR/entry_counts."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_metadata_options], jobs.count_command)
+    options.job_main(__doc__, [options.add_metadata_options], commands.count_command)

@@ -3,8 +3,7 @@
     spark-submit jobs/curate_text.py --pool POOL --metadata VOCAB --out DIR [--t 20000 | --target-size N]
 """
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_pool_options, cli.add_metadata_options, cli.add_balance_options], jobs.curate_text_command)
+    options.job_main(__doc__, [options.add_pool_options, options.add_metadata_options, options.add_balance_options], commands.curate_text_command)

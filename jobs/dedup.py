@@ -1,7 +1,6 @@
 """SemDeDup over DIR/embed: k-means clusters, then near-duplicates removed within each, for one or more eps."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_dedup_options], jobs.dedup_command)
+    options.job_main(__doc__, [options.add_dedup_options], commands.dedup_command)

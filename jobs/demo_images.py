@@ -1,7 +1,6 @@
 """The image side offline: CIFAR-10 images shipped in data/ served on 127.0.0.1, curated into shards."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_demo_options], jobs.demo_images_command)
+    options.job_main(__doc__, [options.add_demo_options], commands.demo_images_command)

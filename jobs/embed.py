@@ -1,7 +1,6 @@
 """Embed every downloaded image and its caption with an open_clip model into DIR/embed (float16)."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_model_options], jobs.embed_command)
+    options.job_main(__doc__, [options.add_model_options], commands.embed_command)

@@ -1,7 +1,6 @@
 """The closed-loop experiment's data: a long-tailed pool from CIFAR-10, curated by the pipeline and taken raw."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_experiment_data_options], jobs.experiment_data_command)
+    options.job_main(__doc__, [options.add_experiment_data_options], commands.experiment_data_command)

@@ -1,7 +1,6 @@
 """Match DIR/ingest captions against the vocabulary into DIR/matches."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_metadata_options], jobs.match_command)
+    options.job_main(__doc__, [options.add_metadata_options], commands.match_command)

@@ -1,7 +1,6 @@
 """Decode and check every downloaded image, hash it, and reject exact and near-exact duplicates."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_validate_options], jobs.validate_command)
+    options.job_main(__doc__, [options.add_validate_options], commands.validate_command)

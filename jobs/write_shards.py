@@ -1,7 +1,6 @@
 """Write the samples of DIR/rebalance as webdataset shards, with a parquet index and a stats json."""
 
-from pipeline import cli
-from pipeline.spark import jobs
+from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    cli.job_main(__doc__, [cli.add_shard_options], jobs.write_shards_command, run_options=None)
+    options.job_main(__doc__, [options.add_shard_options], commands.write_shards_command, run_options=None)

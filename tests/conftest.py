@@ -37,7 +37,7 @@ def captions() -> list[str]:
 
 @pytest.fixture(scope="session")
 def entries() -> list[str]:
-    from pipeline.metadata import load_entries
+    from pipeline.vocab.entries import load_entries
 
     return load_entries(VOCAB)
 
@@ -57,7 +57,7 @@ def cifar_images(tmp_path_factory) -> dict[str, Path]:
     archive = SHARED / "images" / "cifar10_train.tar.gz"
     if not archive.exists():
         pytest.skip("../shared/data is not beside the repo")
-    from pipeline.image_server import unpack_jpegs
+    from pipeline.experiments.image_server import unpack_jpegs
 
     return unpack_jpegs(archive, tmp_path_factory.mktemp("cifar"), 40)
 
@@ -75,7 +75,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def demo_training(demo_run, tmp_path_factory) -> Path:
     """A short training run on the demo shards (10 steps) that measured zero-shot twice while training."""
-    from pipeline.train import TrainConfig, ZeroShotEval, train
+    from pipeline.clip.training.loop import TrainConfig, ZeroShotEval, train
 
     out = tmp_path_factory.mktemp("train") / "tiny"
     labelled = REPO / "data" / "demo_images.tar"  # <split>/<class>/<file>: a small labelled set

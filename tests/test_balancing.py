@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from pipeline.balancing import (entry_probabilities, expected_size, keep, keep_mask, keep_probabilities,
+from pipeline.text.balancing import (entry_probabilities, expected_size, keep, keep_mask, keep_probabilities,
                                 solve_t)
-from pipeline.counting import count_entries
+from pipeline.text.counting import count_entries
 from pipeline.hashing import content_uid
-from pipeline.matching import Matcher
+from pipeline.text.matching import Matcher
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.dedup import semdedup
+from pipeline.semantic.semdedup import semdedup
 from pipeline.errors import UserInputError
 
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import SHARED
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from pipeline.dedup import semdedup
+from pipeline.semantic.semdedup import semdedup
 
 THRESHOLD_EPS = 0.1  # removed above cosine 0.9
 

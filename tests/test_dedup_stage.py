@@ -10,11 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from test_dedup import planted
 
-from pipeline.cli import user_error_message
-from pipeline.dedup import assign, cluster_rows, normalized
-from pipeline.errors import UserInputError
-from pipeline.rundir import StageResult, run_stage
-from pipeline.rundata import Run
+from pipeline.semantic.semdedup import assign, cluster_rows, normalized
+from pipeline.errors import UserInputError, user_error_message
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.data import Run
 from pipeline.spark.dedup import CENTROIDS, DedupConfig, run_dedup
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from test_download import OPTIONS
 
-from pipeline.download import run_download, selection_from_urls
-from pipeline.image_server import ImageServer
-from pipeline.rundir import REJECTS
+from pipeline.image.download import run_download, selection_from_urls
+from pipeline.experiments.image_server import ImageServer
+from pipeline.run.directory import REJECTS
 from pipeline.spark.embed import EmbedConfig, run_embed
 
 

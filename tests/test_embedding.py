@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.embedding import embed_images, embed_texts, load_embedder
+from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
 from pipeline.errors import UserInputError
 
 

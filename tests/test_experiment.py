@@ -13,7 +13,7 @@ from conftest import SHARED
 from test_jobs import ENV, submit
 
 from pipeline.errors import UserInputError
-from pipeline.experiment import ARMS, PreparedRun
+from pipeline.experiments.study import ARMS, PreparedRun
 
 REPO = Path(__file__).resolve().parent.parent
 T = 120

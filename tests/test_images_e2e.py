@@ -15,10 +15,10 @@ from conftest import SHARED
 from test_download import OPTIONS
 from test_jobs import standalone_cluster  # noqa: F401  (a fixture)
 
-from pipeline.download import STATUS, run_download, selection_from_urls
-from pipeline.image_server import ImageServer
-from pipeline.imagecheck import ImageLimits
-from pipeline.rundir import REJECTS
+from pipeline.image.download import STATUS, run_download, selection_from_urls
+from pipeline.experiments.image_server import ImageServer
+from pipeline.image.check import ImageLimits
+from pipeline.run.directory import REJECTS
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.rebalance import run_rebalance
@@ -101,7 +101,7 @@ def open_clip_loader_count(tars: list[str]) -> int:
     """Samples that open_clip's own webdataset loader (open_clip_train.data) yields from the shards."""
     from argparse import Namespace
 
-    from pipeline.torch_compat import prepare_torchvision
+    from pipeline.clip.torch_compat import prepare_torchvision
 
     prepare_torchvision()
     import open_clip

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.ingest import IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes
-from pipeline.pool import resolve, read_unit
+from pipeline.text.ingest import IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes
+from pipeline.text.pool import resolve, read_unit
 
 from conftest import CC3M, LAION
 

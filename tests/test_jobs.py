@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.rundir import MANIFEST
+from pipeline.run.directory import MANIFEST
 
 from conftest import LAION, REPO
 

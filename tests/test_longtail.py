@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import UserInputError
-from pipeline.evaluate import labelled_images, read_classes
-from pipeline.imagecheck import hamming, perceptual_hash
-from pipeline.longtail import LongTailDesign, build_pool, near_copy, photos_per_class, wanted_photos
+from pipeline.clip.evaluate import labelled_images, read_classes
+from pipeline.image.check import hamming, perceptual_hash
+from pipeline.experiments.longtail import LongTailDesign, build_pool, near_copy, photos_per_class, wanted_photos
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO / "data" / "demo_images.tar"  # 50 CIFAR-10 photos per class

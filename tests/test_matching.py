@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.matching import Matcher
+from pipeline.text.matching import Matcher
 
 
 def metaclip_reference(text: str, entries: list[str]) -> list[int]:

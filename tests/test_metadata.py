@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.metadata import entries_fingerprint, load_entries
+from pipeline.vocab.entries import entries_fingerprint, load_entries
 
 
 def test_text_json_and_gzip_give_the_same_entries(tmp_path):

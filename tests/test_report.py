@@ -14,8 +14,8 @@ from browser import render
 from PIL import Image
 
 from pipeline.report import write_report
-from pipeline.rundata import TEXT_STAGES
-from pipeline.rundir import read_manifest
+from pipeline.run.data import TEXT_STAGES
+from pipeline.run.directory import read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Reading a run directory back (pipeline.rundata) on a small hand-written run: counts equal what the stages
+"""Reading a run directory back (pipeline.run.data) on a small hand-written run: counts equal what the stages
 wrote, unmatched captions include the match stage's no_match rejects, unfinished stages are not read."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.errors import UserInputError
 from pipeline.report import write_report
-from pipeline.rundata import Run, TrainingRun
-from pipeline.rundir import MANIFEST, REJECT_SCHEMA, REJECTS
+from pipeline.run.data import Run, TrainingRun
+from pipeline.run.directory import MANIFEST, REJECT_SCHEMA, REJECTS
 
 CAPTIONS = {"u1": "a dog", "u2": "a cat and a dog", "u3": "nothing here", "u4": "dog, dog"}
 

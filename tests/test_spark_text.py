@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.counting import count_entries
+from pipeline.text.counting import count_entries
 from pipeline.errors import UserInputError
-from pipeline.rundir import MANIFEST, REJECTS
-from pipeline.metadata import load_entries
+from pipeline.run.directory import MANIFEST, REJECTS
+from pipeline.vocab.entries import load_entries
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.count import run_count
-from pipeline.rundata import TEXT_STAGES
+from pipeline.run.data import TEXT_STAGES
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.match import PARTIAL_COUNTS
 

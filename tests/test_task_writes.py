@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.errors import PythonException
 
-from pipeline.rundir import REJECT_SCHEMA
+from pipeline.run.directory import REJECT_SCHEMA
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
 EVEN = pa.schema([("n", pa.int64()), ("square", pa.int64())])

@@ -19,13 +19,13 @@ import torch
 from conftest import SHARED
 from test_download import OPTIONS
 
-from pipeline.download import run_download, selection_from_urls
-from pipeline.embedding import embed_images, load_embedder
+from pipeline.image.download import run_download, selection_from_urls
+from pipeline.semantic.embedding import embed_images, load_embedder
 from pipeline.errors import UserInputError
-from pipeline.evaluate import evaluate
-from pipeline.image_server import ImageServer
-from pipeline.train import SUMMARY, ZERO_SHOT_LOG, TrainConfig, ZeroShotEval, train
-from pipeline.training.checkpoints import latest_checkpoint
+from pipeline.clip.evaluate import evaluate
+from pipeline.experiments.image_server import ImageServer
+from pipeline.clip.training.loop import SUMMARY, ZERO_SHOT_LOG, TrainConfig, ZeroShotEval, train
+from pipeline.clip.training.checkpoints import latest_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = REPO / "data" / "cifar10_classes.txt"

@@ -11,10 +11,10 @@ from conftest import SHARED
 from PIL import Image
 from test_download import OPTIONS
 
-from pipeline.download import STATUS, run_download, selection_from_urls
-from pipeline.image_server import ImageServer
-from pipeline.imagecheck import ImageLimits, hamming, inspect_image, perceptual_hash
-from pipeline.neardup import band_values, duplicate_groups, losers, removed_by_distance
+from pipeline.image.download import STATUS, run_download, selection_from_urls
+from pipeline.experiments.image_server import ImageServer
+from pipeline.image.check import ImageLimits, hamming, inspect_image, perceptual_hash
+from pipeline.image.neardup import band_values, duplicate_groups, losers, removed_by_distance
 from pipeline.spark.validate import run_validate
 
 UKBENCH = SHARED / "dedup" / "ukbench"

@@ -15,13 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import CC3M, LAION, REPO, VOCAB
 
-from pipeline.bigrams import BigramThresholds, NgramCounts, score_bigrams, word_runs
-from pipeline.cli import user_error_message
-from pipeline.coverage import coverage, pool_captions
-from pipeline.errors import UserInputError
-from pipeline.matching import Matcher
-from pipeline.vocab_sources import Source, extra_lists, find_wordnet, mined_bigrams, wordnet_lemmas
-from pipeline.vocabulary import MAX_ENTRY_CHARS, build_vocabulary
+from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_bigrams, word_runs
+from pipeline.vocab.coverage import coverage, pool_captions
+from pipeline.errors import UserInputError, user_error_message
+from pipeline.text.matching import Matcher
+from pipeline.vocab.sources import Source, extra_lists, find_wordnet, mined_bigrams, wordnet_lemmas
+from pipeline.vocab.build import MAX_ENTRY_CHARS, build_vocabulary
 
 # Lines in WordNet 3.0's index format: lemma, pos, synset count, pointer count, pointers, sense counts, offsets.
 WORDNET_INDEX = {
@@ -140,7 +139,7 @@ def test_small_build_is_byte_identical_across_processes(small_build_inputs, tmp_
     outputs = []
     for attempt, seed in enumerate(("1", "2")):
         names = [tmp_path / f"{attempt}.{name}" for name in ("vocab.txt.gz", "provenance.tsv.gz", "report.json")]
-        done = run_module("pipeline.vocabulary", *small_build_inputs, "--out", str(names[0]),
+        done = run_module("pipeline.vocab.build", *small_build_inputs, "--out", str(names[0]),
                           "--provenance", str(names[1]), "--report", str(names[2]), seed=seed)
         assert done.returncode == 0, done.stderr
         outputs.append([path.read_bytes() for path in names])
@@ -206,7 +205,7 @@ def test_data_card_reports_the_measured_coverage(entries):
 
 
 def test_missing_wordnet_is_a_clear_error(tmp_path):
-    done = run_module("pipeline.vocabulary", "--wordnet", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v.gz"))
+    done = run_module("pipeline.vocab.build", "--wordnet", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v.gz"))
     assert done.returncode == 2
     assert done.stderr.startswith("error: WordNet not found") and str(tmp_path / "nowhere") in done.stderr
     (tmp_path / "empty").mkdir()

@@ -16,8 +16,8 @@ import polars as pl
 
 from pipeline.report import figures
 from pipeline.report.page import Section, document, table, thumbnail
-from pipeline.rundata import IMAGE_STAGES, TEXT_STAGES, Run
-from pipeline.rundir import replace_dir
+from pipeline.run.data import IMAGE_STAGES, TEXT_STAGES, Run
+from pipeline.run.directory import replace_dir
 
 REPORT_DIR = "report"
 HTML = "index.html"

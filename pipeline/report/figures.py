@@ -1,4 +1,4 @@
-"""The report's figures, one function each: data frames of pipeline.rundata in, a matplotlib Figure out.
+"""The report's figures, one function each: data frames of pipeline.run.data in, a matplotlib Figure out.
 
 The notebooks draw with the same functions, so a figure looks the same wherever it is seen.
 """

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
-from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
-from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
+from pipeline.text.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
+from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
                              write_json_atomic)
 from pipeline.spark.count import COUNTS_FILE
 from pipeline.spark.outputs import ddl, work_dir

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import pool
-from pipeline.bigrams import BigramThresholds, NgramCounts, score_candidates
-from pipeline.ingest import IngestConfig
-from pipeline.rundir import REJECTS, StageResult, file_identity, run_stage
+from pipeline.text import pool
+from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_candidates
+from pipeline.text.ingest import IngestConfig
+from pipeline.run.directory import REJECTS, StageResult, file_identity, run_stage
 from pipeline.spark.ingest import read_pool
 from pipeline.spark.outputs import ddl, materialize, reason_counts, reject_columns, work_dir
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
-from pipeline.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
-from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
+from pipeline.run.directory import StageResult, read_manifest, run_stage
 from pipeline.spark.match import PARTIAL_COUNTS
 from pipeline.spark.outputs import ddl
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline.download import DownloadOptions
-from pipeline.imagecheck import ImageLimits
-from pipeline.ingest import IngestConfig
-from pipeline.metadata import entries_fingerprint, load_entries
+from pipeline.image.download import DownloadOptions
+from pipeline.image.check import ImageLimits
+from pipeline.text.ingest import IngestConfig
+from pipeline.vocab.entries import entries_fingerprint, load_entries
 from pipeline.spark.balance import BalanceConfig, run_balance
 from pipeline.spark.count import run_count
 from pipeline.spark.ingest import run_ingest
@@ -62,7 +62,7 @@ def curate_images(spark: SparkSession, run_dir: Path, balance: BalanceConfig, co
 
     Shards go to DIR/shards. Each stage is skipped when its output is already current.
     """
-    from pipeline.download import run_download
+    from pipeline.image.download import run_download
     from pipeline.spark.rebalance import run_rebalance
     from pipeline.spark.shards import run_write_shards
     from pipeline.spark.validate import run_validate

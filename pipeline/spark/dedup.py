@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.dedup import (DEDUP_SCHEMA, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
+from pipeline.semantic.semdedup import (DEDUP_SCHEMA, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
                             normalized, spherical_kmeans)
 from pipeline.errors import UserInputError
 from pipeline.hashing import uid_words, uniform_draws
-from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.run.directory import StageResult, read_manifest, run_stage
 from pipeline.spark.outputs import ddl
 
 STAGE = "dedup"

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.download import finished_shards
-from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.image.download import finished_shards
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
 from pipeline.spark.outputs import ddl
 
 STAGE = "embed"
@@ -34,7 +34,7 @@ class EmbedConfig:
 
 
 def _embedder(config: EmbedConfig):
-    from pipeline.embedding import load_embedder
+    from pipeline.semantic.embedding import load_embedder
 
     if config not in _EMBEDDERS:
         _EMBEDDERS[config] = load_embedder(config.model, config.pretrained, config.checkpoint)
@@ -49,7 +49,7 @@ def embed_shard(download_dir: Path, shard: int, out_dir: Path, config: EmbedConf
     """Embed one img2dataset shard into out_dir/part-NNNNN.parquet; returns (embedded, undecodable, device)."""
     from PIL import Image
 
-    from pipeline.embedding import embed_images, embed_texts
+    from pipeline.semantic.embedding import embed_images, embed_texts
 
     embedder = _embedder(config)
     listed = pq.read_table(download_dir / f"{shard:05d}.parquet", columns=["key", "uid", "caption", "status"])

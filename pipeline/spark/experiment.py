@@ -1,6 +1,6 @@
 """The closed-loop experiment's data: a long-tailed pool served on 127.0.0.1, curated by the pipeline and taken raw.
 
-DIR/pool      the pool (pipeline.longtail): images/, pool.jsonl (url, caption), labels.parquet
+DIR/pool      the pool (pipeline.experiments.longtail): images/, pool.jsonl (url, caption), labels.parquet
 DIR/curated   the pipeline's run on the pool: text stages, download, validate, rebalance, shards/ (curated arm)
 DIR/raw       every url of the pool downloaded by img2dataset as it is: download/*.tar (raw arm)
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.download import DownloadOptions, run_download, selection_from_urls
-from pipeline.image_server import ImageServer
-from pipeline.imagecheck import ImageLimits
-from pipeline.longtail import IMAGES, LABELS_FILE, POOL_FILE, LongTailDesign, write_pool
+from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
+from pipeline.experiments.image_server import ImageServer
+from pipeline.image.check import ImageLimits
+from pipeline.experiments.longtail import IMAGES, LABELS_FILE, POOL_FILE, LongTailDesign, write_pool
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
 

@@ -20,10 +20,10 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import pool
-from pipeline.ingest import (ROW_SCHEMA, IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes,
+from pipeline.text import pool
+from pipeline.text.ingest import (ROW_SCHEMA, IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes,
                              key_hashes_schema)
-from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, file_identity, run_stage
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, file_identity, run_stage
 from pipeline.spark.outputs import ddl, work_dir, write_split
 from pipeline.spark.session import spread
 from pipeline.spark.task_writes import conform, write_from_tasks

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
-from pipeline.counting import COUNTS_SCHEMA, count_entries, sparse_counts
-from pipeline.matching import Matcher
-from pipeline.rundir import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
+from pipeline.text.matching import Matcher
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
 STAGE = "matches"

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.rundir import REJECT_SCHEMA, REJECTS
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS
 
 
 def reject_columns(df: DataFrame) -> list:

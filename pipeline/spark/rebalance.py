@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.balancing import entry_probabilities
-from pipeline.counting import counts_table
-from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.text.balancing import entry_probabilities
+from pipeline.text.counting import counts_table
+from pipeline.run.directory import StageResult, read_manifest, run_stage
 from pipeline.spark.balance import BalanceConfig, balance_into, solve_t
 from pipeline.spark.count import COUNTS_FILE, entry_counts
 

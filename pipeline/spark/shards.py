@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.download import STATUS
-from pipeline.rundir import StageResult, read_manifest, run_stage
-from pipeline.shards import INDEX_SCHEMA, shard_name, write_shard
+from pipeline.image.download import STATUS
+from pipeline.run.directory import StageResult, read_manifest, run_stage
+from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
 from pipeline.spark.outputs import ddl
 
 INDEX_FILE = "index.parquet"

@@ -6,7 +6,7 @@ Handing rows back to the JVM only for Spark's writer to encode them costs more t
 which about 4.5 s is matching). Each task writes `part-<partition>.parquet` per target under a hidden
 temporary name and renames it when the task succeeds, so a retried or speculative attempt replaces
 the part instead of adding one; the stage folder itself is still renamed into place only when the
-whole stage is done (pipeline.rundir). The tasks return their row counts, by reject reason.
+whole stage is done (pipeline.run.directory). The tasks return their row counts, by reject reason.
 """
 
 from __future__ import annotations

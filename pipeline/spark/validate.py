@@ -2,7 +2,7 @@
 
 One task reads one img2dataset shard (its tar and parquet) and inspects every successful image. Exact
 duplicates (same sha256) are grouped by Spark; near-exact candidates come from a join on perceptual-hash
-bands, and the few verified pairs are grouped on the driver (pipeline.neardup).
+bands, and the few verified pairs are grouped on the driver (pipeline.image.neardup).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipeline.download import finished_shards
-from pipeline.imagecheck import ImageLimits, inspect_image
-from pipeline.neardup import BAND_BITS, BANDS, duplicate_groups, losers
-from pipeline.rundir import StageResult, read_manifest, run_stage
+from pipeline.image.download import finished_shards
+from pipeline.image.check import ImageLimits, inspect_image
+from pipeline.image.neardup import BAND_BITS, BANDS, duplicate_groups, losers
+from pipeline.run.directory import StageResult, read_manifest, run_stage
 from pipeline.spark.outputs import ddl, materialize, reason_counts, work_dir
 
 STAGE = "validate"

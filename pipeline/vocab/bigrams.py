@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 
-from pipeline.matching import default_normalize
+from pipeline.text.matching import default_normalize
 
 BIGRAM_SCHEMA = pa.schema([
     ("bigram", pa.string()),

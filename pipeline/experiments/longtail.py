@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance
 
 from pipeline.errors import UserInputError
-from pipeline.rundir import StageResult, file_identity, run_stage
+from pipeline.run.directory import StageResult, file_identity, run_stage
 
 STAGE = "pool"
 IMAGES = "images"
@@ -158,7 +158,7 @@ def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: S
     The urls name a port on 127.0.0.1, chosen once and kept in the manifest, so a rerun serves the same urls
     and every later stage of the run stays current.
     """
-    from pipeline.evaluate import labelled_images
+    from pipeline.clip.evaluate import labelled_images
 
     design.check()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.image_server import ImageServer, unpack_jpegs
+from pipeline import REPO
+from pipeline.experiments.image_server import ImageServer, unpack_jpegs
 
-DEMO_IMAGES = Path(__file__).resolve().parent.parent / "data" / "demo_images.tar"
+DEMO_IMAGES = REPO / "data" / "demo_images.tar"
 TEMPLATES = ("a photo of a {}", "my {} in the garden", "{} for sale, good condition", "close-up of the {}",
              "a small {} on a sunny day")
 COPIES = 25  # images listed a second time under another url and caption

@@ -11,7 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from pipeline import REPO
 from pipeline.errors import UserInputError
+
+SHIPPED_VOCABULARY = REPO / "metadata" / "vocab.txt.gz"  # the 500k English entries (metadata/README)
 
 
 def _read_text(path: Path) -> str:

@@ -16,16 +16,16 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from pipeline import REPO
 from pipeline.errors import UserInputError
-from pipeline.rundir import MANIFEST, REJECTS, read_manifest
-from pipeline.train import LOG as TRAIN_LOG
-from pipeline.train import ZERO_SHOT_LOG
+from pipeline.run.directory import MANIFEST, REJECTS, read_manifest
+from pipeline.clip.training.loop import LOG as TRAIN_LOG
+from pipeline.clip.training.loop import ZERO_SHOT_LOG
 
 TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
 IMAGE_STAGES = ("download", "validate", "rebalance", "shards")
 # Pipeline order; any other folder with a manifest follows, in the order it ran.
 STAGES = ("pool", *TEXT_STAGES, "download", "validate", "rebalance", "embed", "dedup", "shards")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def default_run() -> Path:
@@ -51,7 +51,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """A pipeline.train output folder: its logged loss and, when it evaluated while training, zero-shot."""
+    """A pipeline.clip.training.loop output folder: its logged loss and, when it evaluated while training, zero-shot."""
 
     path: Path
 

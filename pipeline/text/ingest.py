@@ -1,6 +1,6 @@
 """Ingest core: validate raw pool rows, give each a stable uid, record every rejected row with a reason.
 
-Works on `pipeline.pool.RawBatch`es and returns Arrow tables, so it runs the same in a test, a script or
+Works on `pipeline.text.pool.RawBatch`es and returns Arrow tables, so it runs the same in a test, a script or
 a Spark task. Exact duplicates are removed later, across the whole pool, by the Spark binding; the
 keys that define them, and their hashes for a cheap look for repeats, are here.
 """
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.hashing import content_uid, pool_uid
-from pipeline.pool import RawBatch
-from pipeline.rundir import REJECT_SCHEMA
+from pipeline.text.pool import RawBatch
+from pipeline.run.directory import REJECT_SCHEMA
 
 DEDUP_KEYS = ("url_caption", "url", "none")
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.rundir import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, fingerprint, read_manifest, run_stage,
+from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, fingerprint, read_manifest, run_stage,
                              write_json_atomic)
 
 STAGE = "download"

@@ -1,5 +1,5 @@
 """open_clip models by name: any open_clip model (with its pretrained tag where the machine can load it),
-the project's tiny configs (pipeline/model_configs), and checkpoints of the bundled trainer.
+the project's tiny configs (pipeline/clip/model_configs), and checkpoints of the bundled trainer.
 
 One place creates models, so embedding, training and evaluation accept the same names and fail the same way.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserInputError
-from pipeline.torch_compat import prepare_torchvision
+from pipeline.clip.torch_compat import prepare_torchvision
 
 
 def _register_project_configs() -> None:
@@ -21,7 +21,7 @@ def _register_project_configs() -> None:
     import open_clip
 
     with tempfile.TemporaryDirectory(prefix="metacurate-models-") as folder:
-        for config in files("pipeline").joinpath("model_configs").iterdir():
+        for config in files("pipeline.clip").joinpath("model_configs").iterdir():
             if config.name.endswith(".json"):
                 (Path(folder) / config.name).write_bytes(config.read_bytes())
         open_clip.add_model_config(folder)  # reads the files now
@@ -45,7 +45,7 @@ class LoadedModel:
 
 def checkpoint_model_name(checkpoint: str) -> str:
     """The model name a checkpoint of the bundled trainer was trained with."""
-    from pipeline.training.checkpoints import load_checkpoint
+    from pipeline.clip.training.checkpoints import load_checkpoint
 
     return load_checkpoint(Path(checkpoint))["config"]["model"]
 

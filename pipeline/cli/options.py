@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import UserInputError
+from pipeline import REPO
+from pipeline.errors import UserInputError, run_job
+from pipeline.text.pool import SAMPLE_POOL
+from pipeline.vocab.entries import SHIPPED_VOCABULARY
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_METADATA = REPO / "metadata" / "vocab.txt.gz"
-DEFAULT_POOL = REPO / "data" / "sample_pool.parquet"
 
 
 def add_pool_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pool", default=str(DEFAULT_POOL),
+    parser.add_argument("--pool", default=str(SAMPLE_POOL),
                         help="pool file or directory: Parquet, JSON lines, TSV/CSV, img2dataset output")
     parser.add_argument("--url-col", help="url column (default: url/URL found automatically)")
     parser.add_argument("--caption-col", help="caption column (default: caption/TEXT found automatically)")
@@ -27,7 +26,7 @@ def add_pool_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_metadata_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metadata", default=str(DEFAULT_METADATA),
+    parser.add_argument("--metadata", default=str(SHIPPED_VOCABULARY),
                         help="vocabulary: JSON list or one entry per line, optionally .gz")
     parser.add_argument("--mode", choices=("default", "metaclip"), default="default",
                         help="matching semantics (metaclip = MetaCLIP v1 exactly)")
@@ -49,7 +48,7 @@ def add_bigram_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_download_options(parser: argparse.ArgumentParser) -> None:
-    from pipeline.download import DownloadOptions
+    from pipeline.image.download import DownloadOptions
 
     defaults = DownloadOptions()
     group = parser.add_argument_group("img2dataset options")
@@ -101,7 +100,7 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
-    from pipeline.longtail import LongTailDesign
+    from pipeline.experiments.longtail import LongTailDesign
 
     design = LongTailDesign()
     add_metadata_options(parser)
@@ -138,18 +137,6 @@ def add_shard_options(parser: argparse.ArgumentParser) -> None:
     add_engine_options(parser)
 
 
-def user_error_message(error: BaseException) -> str | None:
-    """The user-facing message of a UserInputError, also when Spark wrapped it in a worker traceback."""
-    if isinstance(error, UserInputError):
-        return error.message
-    text = str(error)
-    if UserInputError.MARKER in text:
-        return text.split(UserInputError.MARKER, 1)[1].splitlines()[0]
-    if isinstance(error, FileNotFoundError):
-        return text
-    return None
-
-
 def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentParser], None]],
              command: Callable[[argparse.Namespace], None], run_options=add_run_options) -> None:
     """A job's whole entry point: its option groups plus the run options, then the command."""
@@ -163,21 +150,8 @@ def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentPa
     run_job(lambda: command(args))
 
 
-def run_job(main: Callable[[], int | None]) -> None:
-    """Run a job's main; a user's mistake prints one line and exits with status 2."""
-    try:
-        status = main()
-    except Exception as error:  # noqa: BLE001 - anything else is a bug and keeps its traceback
-        message = user_error_message(error)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(status or 0)
-
-
 def ingest_config(args: argparse.Namespace):
-    from pipeline.ingest import IngestConfig
+    from pipeline.text.ingest import IngestConfig
 
     return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup)
 

@@ -1,6 +1,6 @@
 """open_clip embeddings of images and captions, batched, on the GPU when there is one.
 
-Models come from pipeline.models: any open_clip name with its pretrained tag, a checkpoint of the
+Models come from pipeline.clip.models: any open_clip name with its pretrained tag, a checkpoint of the
 bundled trainer, or the project's tiny configs (e.g. `metacurate-tiny`, 32 px, about 7M parameters,
 which run on CPU in tests).
 """
@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.models import load_model
+from pipeline.clip.models import load_model
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Embedder:
 
 def load_embedder(name: str | None, pretrained: str | None = None, checkpoint: str | None = None,
                   device: str | None = None, seed: int = 0) -> Embedder:
-    """An open_clip model ready to embed (see pipeline.models.load_model for the names it accepts)."""
+    """An open_clip model ready to embed (see pipeline.clip.models.load_model for the names it accepts)."""
     loaded = load_model(name, pretrained, checkpoint, device, seed)
     loaded.model.eval()
     return as_embedder(loaded)

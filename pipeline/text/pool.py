@@ -2,7 +2,7 @@
 
 Pure Python/Arrow: the Spark binding only decides which worker reads which `PoolUnit`.
 A pool is split into units (a Parquet row group, or a whole text file) that are read independently.
-Text values come back as bytes exactly as stored, so that validation (`pipeline.ingest`) can tell
+Text values come back as bytes exactly as stored, so that validation (`pipeline.text.ingest`) can tell
 invalid UTF-8 apart from text; rows a reader cannot parse come back with a reject reason.
 """
 
@@ -22,7 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import REPO
 from pipeline.errors import UserInputError
+
+SAMPLE_POOL = REPO / "data" / "sample_pool.parquet"  # the embedded default pool of make demo
 
 FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv"}
 URL_NAMES = ("url", "URL", "image_url", "img_url")

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.balancing import as_list_array
+from pipeline.text.balancing import as_list_array
 
 COUNTS_SCHEMA = pa.schema([("entry_id", pa.int32()), ("count", pa.int64())])
 

@@ -90,8 +90,8 @@ def wordfreq_unigrams(limit: int | None = None) -> Source:
 
 def mined_bigrams(directory: Path, limit: int | None = None) -> Source:
     """The bigrams written by the mining job (jobs/mine_bigrams.py), highest PMI first."""
-    from pipeline.bigrams import BIGRAM_SCHEMA, sort_bigrams
-    from pipeline.rundir import MANIFEST
+    from pipeline.vocab.bigrams import BIGRAM_SCHEMA, sort_bigrams
+    from pipeline.run.directory import MANIFEST
     from pipeline.spark.bigrams import BIGRAMS_FILE
 
     path = Path(directory) / BIGRAMS_FILE

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline import cli
+from pipeline.cli import options as cli
 from pipeline.errors import UserInputError
-from pipeline.metadata import entries_fingerprint, load_entries
-from pipeline.bigrams import BigramThresholds
+from pipeline.vocab.entries import entries_fingerprint, load_entries
+from pipeline.vocab.bigrams import BigramThresholds
 from pipeline.spark.balance import run_balance
 from pipeline.spark.bigrams import run_mine_bigrams
 from pipeline.spark.count import run_count
@@ -16,7 +16,7 @@ from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
 from pipeline.spark.session import get_spark
-from pipeline.summary import format_summary
+from pipeline.run.summary import format_summary
 
 
 def curate_text_command(args: argparse.Namespace) -> None:
@@ -66,7 +66,7 @@ def mine_bigrams_command(args: argparse.Namespace) -> None:
 
 
 def download_command(args: argparse.Namespace) -> None:
-    from pipeline.download import DownloadOptions, run_download
+    from pipeline.image.download import DownloadOptions, run_download
 
     spark = get_spark("metacurate-download", args.master)
     local = spark.sparkContext.master.startswith("local")
@@ -83,7 +83,7 @@ def download_command(args: argparse.Namespace) -> None:
 
 
 def validate_command(args: argparse.Namespace) -> None:
-    from pipeline.imagecheck import ImageLimits
+    from pipeline.image.check import ImageLimits
     from pipeline.spark.validate import run_validate
 
     if not 0 <= args.max_phash_distance <= 64:
@@ -117,10 +117,10 @@ def demo_images_command(args: argparse.Namespace) -> None:
     """Text curation, download, validation, rebalance and shards of the offline demo pool, in one session."""
     import tempfile
 
-    from pipeline.demo import demo_files, write_demo_pool
-    from pipeline.download import DownloadOptions
-    from pipeline.image_server import ImageServer
-    from pipeline.imagecheck import ImageLimits
+    from pipeline.experiments.demo import demo_files, write_demo_pool
+    from pipeline.image.download import DownloadOptions
+    from pipeline.experiments.image_server import ImageServer
+    from pipeline.image.check import ImageLimits
     from pipeline.spark.balance import BalanceConfig
     from pipeline.spark.curate import ImageCurationConfig, curate_images
 
@@ -143,9 +143,9 @@ def demo_images_command(args: argparse.Namespace) -> None:
 
 def experiment_data_command(args: argparse.Namespace) -> None:
     """The pool of the closed-loop experiment, curated (DIR/curated/shards) and raw (DIR/raw/download)."""
-    from pipeline.evaluate import read_classes
-    from pipeline.longtail import LongTailDesign
-    from pipeline.experiment import arm_shards
+    from pipeline.clip.evaluate import read_classes
+    from pipeline.experiments.longtail import LongTailDesign
+    from pipeline.experiments.study import arm_shards
     from pipeline.spark.experiment import ExperimentData, prepare_experiment
 
     if not Path(args.photos).exists():

@@ -1,0 +1,1 @@
+"""CLIP models (open_clip), zero-shot evaluation and the bundled trainer."""

@@ -1,0 +1,1 @@
+"""Semantic cores: open_clip embeddings and SemDeDup over them (FAISS)."""

@@ -1,0 +1,1 @@
+"""Text curation cores: pool reading, ingest, matching, counting, balancing (no Spark)."""

@@ -1,0 +1,1 @@
+"""The metadata vocabulary: loading it, building it from its sources, measuring its coverage."""
