@@ -40,7 +40,8 @@ def write_demo_shards(folder: Path) -> str:
 
 
 def bundled(pattern: str, work: Path, samples: int, batch_size: int, workers: int) -> dict:
-    from pipeline.clip.training.loop import TrainConfig, train
+    from pipeline.clip.training.loop import train
+    from pipeline.clip.training.options import TrainConfig
 
     shutil.rmtree(work / "bundled", ignore_errors=True)
     config = TrainConfig(shards=(pattern,), samples=samples, batch_size=batch_size, workers=workers, lr=1e-3,

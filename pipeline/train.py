@@ -1,6 +1,6 @@
-"""`python -m pipeline.train`: the bundled CLIP trainer (pipeline.clip.training.loop); see its --help."""
+"""`python -m pipeline.train`: the bundled CLIP trainer (pipeline.clip.training); see its --help."""
 
-from pipeline.clip.training.loop import main
+from pipeline.clip.training.main import main
 
 if __name__ == "__main__":
     main()

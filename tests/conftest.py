@@ -75,7 +75,8 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def demo_training(demo_run, tmp_path_factory) -> Path:
     """A short training run on the demo shards (10 steps) that measured zero-shot twice while training."""
-    from pipeline.clip.training.loop import TrainConfig, ZeroShotEval, train
+    from pipeline.clip.training.loop import train
+    from pipeline.clip.training.options import TrainConfig, ZeroShotEval
 
     out = tmp_path_factory.mktemp("train") / "tiny"
     labelled = REPO / "data" / "demo_images.tar"  # <split>/<class>/<file>: a small labelled set

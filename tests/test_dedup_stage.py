@@ -14,7 +14,8 @@ from pipeline.semantic.semdedup import assign, cluster_rows, normalized
 from pipeline.errors import UserInputError, user_error_message
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.data import Run
-from pipeline.spark.dedup import CENTROIDS, DedupConfig, run_dedup
+from pipeline.run.stages import STAGES
+from pipeline.spark.dedup import DedupConfig, run_dedup
 
 
 def write_embed_stage(run_dir, vectors: np.ndarray, uids: list[str], parts: int = 3) -> None:
@@ -36,7 +37,7 @@ def test_spark_dedup_equals_the_library_on_the_same_centroids(spark, tmp_path):
     write_embed_stage(tmp_path, vectors, uids)
     manifest = run_dedup(spark, tmp_path, DedupConfig(eps=(0.02, 0.1), clusters=6, seed=0))
     result = pq.read_table(tmp_path / "dedup").sort_by([("eps", "ascending"), ("uid", "ascending")])
-    centroids = np.load(tmp_path / "dedup" / CENTROIDS)
+    centroids = np.load(STAGES["dedup"].file(tmp_path, "centroids"))
     unit = normalized(vectors.astype(np.float16).astype(np.float32), uids)
     cluster, similarity = assign(unit, centroids)
     expected = pa.concat_tables([

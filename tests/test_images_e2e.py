@@ -19,10 +19,11 @@ from pipeline.image.download import STATUS, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.run.directory import REJECTS
+from pipeline.run.stages import STAGES
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.rebalance import run_rebalance
-from pipeline.spark.shards import INDEX_FILE, STATS_FILE, run_write_shards
+from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -69,7 +70,7 @@ def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path,
     scheme = {row["uid"] for row in pq.read_table(run / "download" / REJECTS).to_pylist()}
     invalid = {row["uid"] for row in pq.read_table(run / "validate").to_pylist() if row["status"] == "rejected"}
     balanced_out = {row["uid"] for row in pq.read_table(run / "rebalance" / REJECTS).to_pylist()}
-    index = pq.read_table(tmp_path / "shards" / INDEX_FILE).to_pylist()
+    index = pq.read_table(tmp_path / "shards" / STAGES["shards"].files["index"]).to_pylist()
     in_shards = {row["uid"] for row in index}
     parts = [failed, scheme, invalid, balanced_out, in_shards]
     assert sum(map(len, parts)) == len(set().union(*parts)) == len(selected)  # disjoint, and cover everything
@@ -81,7 +82,7 @@ def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path,
     assert download["rejected"]["unsupported_scheme"] == 1
     assert rebalance["rejected"]["balanced_out"] > 0  # t=20 caps the frequent "photo" entry
 
-    stats = json.loads((tmp_path / "shards" / STATS_FILE).read_text())
+    stats = json.loads((tmp_path / "shards" / STAGES["shards"].files["stats"]).read_text())
     tars = sorted(str(path) for path in (tmp_path / "shards").glob("*.tar"))
     assert stats["samples"] == len(index) and stats["shards"] == len(tars) == -(-len(index) // 16)
     read_back = {}
@@ -141,7 +142,7 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
     written = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(run), "--out", str(shards),
                      "--samples-per-shard", "10")
     assert "24 samples in 3 shards" in written.stdout
-    assert json.loads((shards / STATS_FILE).read_text())["samples"] == 24
+    assert json.loads((shards / STAGES["shards"].files["stats"]).read_text())["samples"] == 24
     missing = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(tmp_path / "nowhere"), "--out",
                      str(tmp_path / "x"), check=False)
     assert missing.returncode == 2 and "run download, validate and rebalance first" in missing.stdout + missing.stderr
@@ -151,7 +152,7 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
 def test_offline_image_demo_job_writes_readable_shards(demo_run):
     out, stdout = demo_run
     assert "rejected: duplicate" in stdout and "unsupported_scheme 1" in stdout
-    index = pq.read_table(out / "shards" / INDEX_FILE)
+    index = pq.read_table(out / "shards" / STAGES["shards"].files["index"])
     tars = sorted(str(path) for path in (out / "shards").glob("*.tar"))
     samples = list(webdataset.WebDataset(tars, shardshuffle=False).to_tuple("__key__", "txt"))
     assert index.num_rows == len(samples) > 400

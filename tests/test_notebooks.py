@@ -9,10 +9,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pipeline.run.data import TEXT_STAGES
+from pipeline.run.stages import TEXT_STAGES
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ def runs(demo_run, demo_training, tmp_path_factory) -> tuple[Path, Path]:
     shutil.copytree(demo_run[0], images)
     shutil.copytree(demo_training, images / "train")
     text = folder / "text"
-    for stage in TEXT_STAGES:
+    for stage in TEXT_FOLDERS:
         shutil.copytree(demo_run[0] / stage, text / stage)
     return images, text
 

@@ -14,8 +14,10 @@ from browser import render
 from PIL import Image
 
 from pipeline.report import write_report
-from pipeline.run.data import TEXT_STAGES
 from pipeline.run.directory import read_manifest
+from pipeline.run.stages import TEXT_STAGES
+
+TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,11 +84,11 @@ def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo
 
 def test_a_run_with_missing_stages_gets_a_report_of_what_exists(demo_run, demo_training, tmp_path):
     text_only = tmp_path / "text-only"
-    for stage in TEXT_STAGES:
+    for stage in TEXT_FOLDERS:
         shutil.copytree(demo_run[0] / stage, text_only / stage)
     shutil.copytree(demo_training, text_only / "train")  # found without --train
     page = assert_renders(write_report(text_only))
-    assert_funnel_is_the_manifests(page, text_only, list(TEXT_STAGES))
+    assert_funnel_is_the_manifests(page, text_only, list(TEXT_FOLDERS))
     assert "Not run yet: download, validate, rebalance, shards" in page.text
     assert "Image dedup" not in page.headings and "Training" in page.headings
 

@@ -11,12 +11,13 @@ import pytest
 from pipeline.text.counting import count_entries
 from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS
+from pipeline.run.stages import STAGES, TEXT_STAGES
 from pipeline.vocab.entries import load_entries
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.count import run_count
-from pipeline.run.data import TEXT_STAGES
 from pipeline.spark.curate import TextCurationConfig, curate_text
-from pipeline.spark.match import PARTIAL_COUNTS
+
+TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
 
 from conftest import LAION
 
@@ -66,7 +67,7 @@ def test_selection_is_identical_across_partitionings_and_row_order(spark, tmp_pa
 
 def test_manifests_add_up_and_outputs_follow_the_contract(spark, tmp_path, head_vocab):
     manifests = curate(spark, LAION, tmp_path / "run", head_vocab)
-    for stage in TEXT_STAGES:
+    for stage in TEXT_FOLDERS:
         manifest = json.loads((tmp_path / "run" / stage / MANIFEST).read_text())
         assert manifest["rows_in"] == manifest["rows_out"] + sum(manifest["rejected"].values())
         assert manifest["wall_seconds"] >= 0 and manifest["config"] is not None
@@ -95,9 +96,9 @@ def test_rerun_with_same_config_is_skipped_and_changed_config_is_not(spark, tmp_
     again = curate(spark, LAION, tmp_path / "run", head_vocab)
     assert all(manifest["skipped"] for manifest in again.values())
     changed = curate(spark, LAION, tmp_path / "run", head_vocab, t=20.0)
-    assert [changed[stage]["skipped"] for stage in TEXT_STAGES] == [True, True, True, False]
+    assert [changed[stage]["skipped"] for stage in TEXT_FOLDERS] == [True, True, True, False]
     assert selected_uids(tmp_path / "run") < before
-    shutil.rmtree(tmp_path / "run" / "matches" / PARTIAL_COUNTS)  # as an older match stage left it
+    shutil.rmtree(STAGES["match"].file(tmp_path / "run", "partial_counts"))  # as an older match stage left it
     with pytest.raises(FileNotFoundError, match="older match stage; rerun it with --force"):
         run_count(tmp_path / "run", load_entries(head_vocab), force=True)
 

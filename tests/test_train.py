@@ -24,7 +24,9 @@ from pipeline.semantic.embedding import embed_images, load_embedder
 from pipeline.errors import UserInputError
 from pipeline.clip.evaluate import evaluate
 from pipeline.experiments.image_server import ImageServer
-from pipeline.clip.training.loop import SUMMARY, ZERO_SHOT_LOG, TrainConfig, ZeroShotEval, train
+from pipeline.clip.training.loop import train
+from pipeline.clip.training.options import TrainConfig, ZeroShotEval
+from pipeline.run.stages import STAGES
 from pipeline.clip.training.checkpoints import latest_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +56,7 @@ def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(dem
     summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train",
                     zero_shot=ZeroShotEval(CLASSES, TEST_IMAGES, every=150))
     zero_shot = assert_learned(tmp_path / "train", summary)
-    measured = [json.loads(line) for line in (tmp_path / "train" / ZERO_SHOT_LOG).read_text().splitlines()]
+    measured = [json.loads(line) for line in (tmp_path / "train" / STAGES["train"].files["zero_shot_log"]).read_text().splitlines()]
     assert [row["step"] for row in measured] == [150, 300]  # while training, and the last equals the checkpoint's
     assert measured[-1]["top1"] == pytest.approx(zero_shot["top1"], abs=1e-3)
     print(f"zero-shot top-1 after 9,600 samples of the demo shards: {zero_shot['top1']:.3f}")
@@ -147,12 +149,12 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     process.send_signal(signal.SIGKILL)
     process.wait()
     stopped_at = torch.load(latest_checkpoint(killed / "checkpoints"), weights_only=True)["step"]
-    assert 15 <= stopped_at < 40 and not (killed / SUMMARY).exists()
+    assert 15 <= stopped_at < 40 and not (killed / STAGES["train"].files["summary"]).exists()
     again = run_trainer("--shards", *shards, "--out", str(killed), *RESUME)
     assert again.returncode != 0 and "--resume latest" in again.stderr  # never silently restarted
     resumed = run_trainer("--shards", *shards, "--out", str(killed), *RESUME, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads((killed / SUMMARY).read_text())["steps"] == 40
+    assert json.loads((killed / STAGES["train"].files["summary"]).read_text())["steps"] == 40
     final = {name: torch.load(folder / "checkpoints" / "step-00000040.pt", weights_only=True)
              for name, folder in (("straight", tmp_path / "straight"), ("resumed", killed))}
     for key, tensor in final["straight"]["state_dict"].items():
@@ -202,7 +204,7 @@ def test_torchrun_trains_on_two_cpu_ranks_with_the_loss_over_both(demo_run, tmp_
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("trained 20 steps, 1,280 samples") == 1
-    summary = json.loads((tmp_path / "ddp" / SUMMARY).read_text())
+    summary = json.loads((tmp_path / "ddp" / STAGES["train"].files["summary"]).read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 20 and summary["samples_seen"] == 1280
     assert log_losses(tmp_path / "ddp")[0] == pytest.approx(np.log(64), abs=0.3)  # the loss sees both ranks' 64
     state = torch.load(summary["checkpoint"], weights_only=True)

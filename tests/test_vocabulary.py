@@ -102,13 +102,14 @@ def test_pmi_is_log2_of_observed_over_chance_and_min_count_drops_rare_pairs():
 
 
 def test_spark_mining_equals_one_process_counting(spark, tmp_path, captions):
-    from pipeline.spark.bigrams import BIGRAMS_FILE, run_mine_bigrams
+    from pipeline.run.stages import STAGES
+    from pipeline.spark.bigrams import run_mine_bigrams
 
     thresholds = BigramThresholds(min_count=3, min_pmi=6.0)
     manifest = run_mine_bigrams(spark, [str(LAION), str(CC3M)], tmp_path / "bigrams", thresholds)
     distinct = sorted(set(captions))
     expected = score_bigrams(NgramCounts.of(distinct), thresholds)
-    mined = pq.read_table(tmp_path / "bigrams" / BIGRAMS_FILE)
+    mined = pq.read_table(tmp_path / "bigrams" / STAGES["bigrams"].files["bigrams"])
     assert mined.num_rows > 1000
     assert mined.column("bigram").to_pylist() == expected.column("bigram").to_pylist()
     assert mined.column("pmi").to_pylist() == pytest.approx(expected.column("pmi").to_pylist())

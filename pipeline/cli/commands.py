@@ -16,7 +16,12 @@ from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
 from pipeline.spark.session import get_spark
+from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 from pipeline.run.summary import format_summary
+
+
+def _print_summary(run_dir: str, stage: str, manifest: dict) -> None:
+    print(format_summary(Path(run_dir), {STAGES[stage].folder: manifest}))
 
 
 def curate_text_command(args: argparse.Namespace) -> None:
@@ -32,27 +37,27 @@ def ingest_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-ingest", args.master)
     manifest = run_ingest(spark, args.pool, Path(args.out), cli.ingest_config(args), args.url_col,
                           args.caption_col, args.uid_col, force=args.force)
-    print(format_summary(Path(args.out), {"ingest": manifest}))
+    _print_summary(args.out, "ingest", manifest)
 
 
 def match_command(args: argparse.Namespace) -> None:
     entries = load_entries(args.metadata)
     spark = get_spark("metacurate-match", args.master)
     manifest = run_match(spark, Path(args.out), entries, entries_fingerprint(entries), args.mode, force=args.force)
-    print(format_summary(Path(args.out), {"matches": manifest}))
+    _print_summary(args.out, "match", manifest)
 
 
 def count_command(args: argparse.Namespace) -> None:
     entries = load_entries(args.metadata)
     manifest = run_count(Path(args.out), entries, force=args.force)
-    print(format_summary(Path(args.out), {"entry_counts": manifest}))
+    _print_summary(args.out, "count", manifest)
 
 
 def balance_command(args: argparse.Namespace) -> None:
     entries = load_entries(args.metadata)
     spark = get_spark("metacurate-balance", args.master)
     manifest = run_balance(spark, Path(args.out), entries, cli.balance_config(args), force=args.force)
-    print(format_summary(Path(args.out), {"selection": manifest}))
+    _print_summary(args.out, "balance", manifest)
 
 
 def mine_bigrams_command(args: argparse.Namespace) -> None:
@@ -79,7 +84,7 @@ def download_command(args: argparse.Namespace) -> None:
         # runs the shards on the executors through this job's session.
         distributor="multiprocessing" if local else "pyspark")
     manifest = run_download(Path(args.out), options, retry_failed=args.retry_failed, force=args.force)
-    print(format_summary(Path(args.out), {"download": manifest}))
+    _print_summary(args.out, "download", manifest)
 
 
 def validate_command(args: argparse.Namespace) -> None:
@@ -91,7 +96,7 @@ def validate_command(args: argparse.Namespace) -> None:
     limits = ImageLimits(min_side=args.min_side, max_aspect=args.max_aspect, max_pixels=args.max_pixels)
     spark = get_spark("metacurate-validate", args.master)
     manifest = run_validate(spark, Path(args.out), limits, args.max_phash_distance, force=args.force)
-    print(format_summary(Path(args.out), {"validate": manifest}))
+    _print_summary(args.out, "validate", manifest)
 
 
 def rebalance_command(args: argparse.Namespace) -> None:
@@ -99,7 +104,7 @@ def rebalance_command(args: argparse.Namespace) -> None:
 
     spark = get_spark("metacurate-rebalance", args.master)
     manifest = run_rebalance(spark, Path(args.out), cli.balance_config(args), force=args.force)
-    print(format_summary(Path(args.out), {"rebalance": manifest}))
+    _print_summary(args.out, "rebalance", manifest)
 
 
 def write_shards_command(args: argparse.Namespace) -> None:
@@ -136,7 +141,7 @@ def demo_images_command(args: argparse.Namespace) -> None:
         manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"), metadata=args.metadata,
                                                           out=str(run), balance=balance, force=args.force))
         manifests.update(curate_images(spark, run, balance, images, force=args.force))
-    shards = manifests.pop("shards")
+    shards = manifests.pop(STAGES["shards"].folder)
     print(format_summary(run, manifests))
     print(f"  shards: {run.resolve() / 'shards'} ({shards['rows_out']} samples in {shards['shards']} shards)")
 
@@ -156,14 +161,14 @@ def experiment_data_command(args: argparse.Namespace) -> None:
                           metadata=args.metadata, t=args.t, force=args.force)
     run = Path(args.out)
     manifests = prepare_experiment(get_spark("metacurate-experiment-data", args.master), run, data)
-    pool = manifests.pop("pool")
-    raw = manifests.pop("raw")
-    shards = manifests.pop("shards")
+    pool = manifests.pop(STAGES["pool"].folder)
+    raw = manifests.pop(RAW_ARM)
+    shards = manifests.pop(STAGES["shards"].folder)
     print(f"pool: {pool['rows_out']:,} rows; by class {pool['class_rows']}; {pool['kinds']}")
-    print(format_summary(run / "curated", manifests))
+    print(format_summary(run / CURATED_ARM, manifests))
     places = arm_shards(run)
-    print(f"  curated arm: {shards['rows_out']:,} samples in {places['curated'].resolve()}")
-    print(f"  raw arm: {raw['rows_out']:,} samples in {places['raw'].resolve()}")
+    print(f"  curated arm: {shards['rows_out']:,} samples in {places[CURATED_ARM].resolve()}")
+    print(f"  raw arm: {raw['rows_out']:,} samples in {places[RAW_ARM].resolve()}")
 
 
 def embed_command(args: argparse.Namespace) -> None:
@@ -172,7 +177,7 @@ def embed_command(args: argparse.Namespace) -> None:
     config = EmbedConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                          batch_size=args.batch_size)
     manifest = run_embed(get_spark("metacurate-embed", args.master), Path(args.out), config, force=args.force)
-    print(format_summary(Path(args.out), {"embed": manifest}))
+    _print_summary(args.out, "embed", manifest)
 
 
 def dedup_command(args: argparse.Namespace) -> None:
@@ -180,6 +185,6 @@ def dedup_command(args: argparse.Namespace) -> None:
 
     config = DedupConfig(eps=tuple(sorted(set(args.eps))), clusters=args.clusters, seed=args.seed)
     manifest = run_dedup(get_spark("metacurate-dedup", args.master), Path(args.out), config, force=args.force)
-    print(format_summary(Path(args.out), {"dedup": manifest}))
+    _print_summary(args.out, "dedup", manifest)
     for eps, kept in manifest["kept_per_eps"].items():
         print(f"  eps {eps}: {kept:,} of {manifest['rows_in']:,} kept")

@@ -22,11 +22,9 @@ from PIL import Image, ImageEnhance
 
 from pipeline.errors import UserInputError
 from pipeline.run.directory import StageResult, file_identity, run_stage
+from pipeline.run.stages import STAGES
 
-STAGE = "pool"
-IMAGES = "images"
-POOL_FILE = "pool.jsonl"
-LABELS_FILE = "labels.parquet"
+POOL = STAGES["pool"]
 
 # Besides the class, captions use only the most common words of alt-text, as on the web, where such words
 # occur far more often than any per-entry cap t (at this pool's scale, rarer words would have counts below t
@@ -167,20 +165,20 @@ def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: S
                                   str(labelled))
         rows = build_pool(photos, design)
         port = free_port()
-        (out_dir / IMAGES).mkdir()
+        (out_dir / POOL.files["images"]).mkdir()
         urls = [f"http://127.0.0.1:{port}/img/{row.name}" for row in rows]
-        with open(out_dir / POOL_FILE, "w", encoding="utf-8") as pool:
+        with open(out_dir / POOL.files["pool"], "w", encoding="utf-8") as pool:
             for row, url in zip(rows, urls):
-                (out_dir / IMAGES / row.name).write_bytes(row.payload)
+                (out_dir / POOL.files["images"] / row.name).write_bytes(row.payload)
                 pool.write(json.dumps({"url": url, "caption": row.caption}) + "\n")
         pq.write_table(pa.table({"name": [row.name for row in rows], "url": urls,
                                  "caption": [row.caption for row in rows],
                                  "label": [row.label for row in rows], "kind": [row.kind for row in rows],
-                                 "source": [row.source for row in rows]}), out_dir / LABELS_FILE)
+                                 "source": [row.source for row in rows]}), out_dir / POOL.files["labels"])
         order = design.class_order(list(classes))
         class_rows = {label: sum(row.label == label for row in rows) for label in order}
         kinds = {kind: sum(row.kind == kind for row in rows) for kind in ("original", "exact_copy", "near_copy")}
         return StageResult(len(rows), len(rows), extra={"port": port, "class_rows": class_rows, "kinds": kinds})
 
     config = {"design": asdict(design), "classes": list(classes)}
-    return run_stage(Path(run_dir), STAGE, config, {"photos": file_identity([Path(labelled)])}, body, force=force)
+    return run_stage(Path(run_dir), POOL.folder, config, {"photos": file_identity([Path(labelled)])}, body, force=force)

@@ -25,16 +25,17 @@ import pyarrow.parquet as pq
 
 from pipeline import REPO
 from pipeline.errors import UserInputError
-from pipeline.experiments.longtail import LABELS_FILE
 from pipeline.run.directory import read_manifest, write_json_atomic
+from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 
-ARMS = ("raw", "curated")
+ARMS = (RAW_ARM, CURATED_ARM)
+POOL, REBALANCE, SHARDS, DOWNLOAD = (STAGES[name] for name in ("pool", "rebalance", "shards", "download"))
 METRICS = ("top1", "mean_per_class", "head", "tail")
 
 
 def arm_shards(run: Path) -> dict[str, Path]:
     """Where each arm's training shards are in a prepared run."""
-    return {"raw": Path(run) / "raw" / "download", "curated": Path(run) / "curated" / "shards"}
+    return {RAW_ARM: DOWNLOAD.path(Path(run) / RAW_ARM), CURATED_ARM: SHARDS.path(Path(run) / CURATED_ARM)}
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,12 @@ class PreparedRun:
     @classmethod
     def read(cls, run: Path) -> "PreparedRun":
         run = Path(run)
-        manifests = {stage: read_manifest(run / stage) for stage in
-                     ("pool", "curated/rebalance", "curated/shards", "raw/download")}
-        if None in manifests.values():
+        folders = (POOL.path(run), REBALANCE.path(run / CURATED_ARM), *arm_shards(run).values())
+        manifests = [read_manifest(folder) for folder in folders]
+        if None in manifests:
             raise UserInputError(f"{run}: prepare the arms first (spark-submit jobs/experiment_data.py --out {run})")
-        pool, rebalance = manifests["pool"], manifests["curated/rebalance"]
-        labels = pq.read_table(run / "pool" / LABELS_FILE, columns=["url", "label", "source"]).to_pydict()
+        pool, rebalance = manifests[:2]
+        labels = pq.read_table(POOL.file(run, "labels"), columns=["url", "label", "source"]).to_pydict()
         by_frequency = dict(sorted(pool["class_rows"].items(), key=lambda item: (-item[1], item[0])))
         return cls(run, float(rebalance["t"]), by_frequency,
                    {url: (label, source) for url, label, source in
@@ -78,11 +79,11 @@ class PreparedRun:
 
     def urls(self, arm: str) -> list[str]:
         """The urls of the arm's training samples."""
-        if arm == "raw":
-            status = pq.read_table(self.run / "raw" / "download" / "_status" / "status.parquet",
+        if arm == RAW_ARM:
+            status = pq.read_table(DOWNLOAD.file(self.run / RAW_ARM, "status") / "status.parquet",
                                    columns=["url", "status"])
             return status.filter(pc.equal(status.column("status"), "success")).column("url").to_pylist()
-        return ds.dataset(self.run / "curated" / "rebalance", format="parquet").to_table(
+        return ds.dataset(REBALANCE.path(self.run / CURATED_ARM), format="parquet").to_table(
             columns=["url"]).column("url").to_pylist()
 
     def head_and_tail(self) -> tuple[list[str], list[str]]:
@@ -105,7 +106,8 @@ def losses(train_dir: Path) -> list[float]:
 def run_arm(prepared: PreparedRun, arm: str, seed: int, training: Training, classes: Path, images: Path) -> dict:
     """Train one arm with one seed (or reuse its finished run) and evaluate it zero-shot."""
     from pipeline.clip.evaluate import evaluate
-    from pipeline.clip.training.loop import TrainConfig, train
+    from pipeline.clip.training.loop import train
+    from pipeline.clip.training.options import TrainConfig
 
     out = prepared.run / "train" / f"{arm}-seed{seed}-{training.key()}"
     config = TrainConfig(shards=(str(arm_shards(prepared.run)[arm]),), model=training.model, samples=training.samples,
@@ -156,7 +158,7 @@ def plot(results: dict, path: Path) -> None:
     positions = np.arange(len(classes))
     figure, accuracy = plt.subplots(figsize=(10, 4.8))
     samples = accuracy.twinx()
-    for offset, arm, color in ((-0.2, "raw", "tab:gray"), (0.2, "curated", "tab:blue")):
+    for offset, arm, color in ((-0.2, RAW_ARM, "tab:gray"), (0.2, CURATED_ARM, "tab:blue")):
         values = np.array([[run["per_class"][label] for label in classes] for run in results["arms"][arm]])
         mean = values.mean(axis=0)
         accuracy.bar(positions + offset, mean, width=0.4, color=color, label=f"{arm}: zero-shot top-1",

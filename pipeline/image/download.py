@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 
 from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, fingerprint, read_manifest, run_stage,
                              write_json_atomic)
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 
-STAGE = "download"
-INPUT = "_input"
-STATUS = "_status"
+DOWNLOAD, BALANCE = STAGES["download"], STAGES["balance"]
+INPUT, STATUS = DOWNLOAD.files["input"], DOWNLOAD.files["status"]
 SELECTION_COLUMNS = ["uid", "url", "caption"]
 STATUS_COLUMNS = ["uid", "url", "key", "shard", "status", "error_message", "width", "height", "original_width",
                   "original_height", "sha256"]
@@ -73,7 +73,7 @@ def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[st
 
     content = hashlib.sha256(json.dumps([table.column("url").to_pylist(), table.column("caption").to_pylist()])
                              .encode("utf-8")).hexdigest()
-    run_stage(Path(run_dir), "selection", {"urls": len(urls), "content": content}, {}, body)
+    run_stage(Path(run_dir), BALANCE.folder, {"urls": len(urls), "content": content}, {}, body)
     return uids
 
 
@@ -173,14 +173,13 @@ def _top_errors(status: pa.Table, limit: int = 10) -> dict[str, int]:
 def run_download(run_dir: Path, options: DownloadOptions, retry_failed: bool = False, force: bool = False) -> dict:
     """Download DIR/selection into DIR/download (resuming a killed run); with retry_failed, the failures again."""
     run_dir = Path(run_dir)
-    upstream = read_manifest(run_dir / "selection")
-    if upstream is None:
-        raise FileNotFoundError(f"{run_dir / 'selection'}: run text curation (the balance stage) first")
-    out = run_dir / STAGE
+    manifests = require_upstream(run_dir, DOWNLOAD.name)
+    upstream = manifests[BALANCE.folder]
+    out = DOWNLOAD.path(run_dir)
     # How many processes and threads do the work does not change the result.
     config = {key: value for key, value in asdict(options).items()
               if key not in ("processes_count", "thread_count", "distributor")}
-    stage_fingerprint = fingerprint(STAGE, config, {"selection": upstream["fingerprint"]})
+    stage_fingerprint = fingerprint(DOWNLOAD.folder, config, fingerprints(manifests))
     current = read_manifest(out)
     if current and current["fingerprint"] == stage_fingerprint and not (retry_failed or force):
         return {**current, "skipped": True}
@@ -190,7 +189,7 @@ def run_download(run_dir: Path, options: DownloadOptions, retry_failed: bool = F
     (out / MANIFEST).unlink(missing_ok=True)  # from here until the new manifest, the stage is incomplete
     started = time.time()
     if not (out / INPUT / "pass-0.parquet").exists():
-        _first_pass(run_dir / "selection", out)
+        _first_pass(BALANCE.path(run_dir), out)
         marker.write_text(stage_fingerprint)
     _run_img2dataset(out / INPUT / "pass-0.parquet", out, options, "incremental")  # resumes a killed pass
     if retry_failed and (retry := _retry_pass(out)) is not None:
@@ -212,8 +211,8 @@ def _finish(out: Path, options: DownloadOptions, stage_fingerprint: str, config:
     if rejects.num_rows:
         rejected["unsupported_scheme"] = rejects.num_rows
     manifest = {
-        "stage": STAGE, "fingerprint": stage_fingerprint, "config": config,
-        "inputs": {"selection": upstream["fingerprint"]},
+        "stage": DOWNLOAD.folder, "fingerprint": stage_fingerprint, "config": config,
+        "inputs": {BALANCE.folder: upstream["fingerprint"]},
         "rows_in": upstream["rows_out"], "rows_out": outcomes.get("success", 0),
         "rejected": dict(sorted(rejected.items())),
         "passes": len(list((out / INPUT).glob("pass-*.parquet"))), "shards": len(finished_shards(out)),

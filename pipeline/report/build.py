@@ -16,8 +16,9 @@ import polars as pl
 
 from pipeline.report import figures
 from pipeline.report.page import Section, document, table, thumbnail
-from pipeline.run.data import IMAGE_STAGES, TEXT_STAGES, Run
+from pipeline.run.data import Run
 from pipeline.run.directory import replace_dir
+from pipeline.run.stages import IMAGE_STAGES, STAGES, TEXT_STAGES
 
 REPORT_DIR = "report"
 HTML = "index.html"
@@ -34,7 +35,7 @@ def _funnel(run: Run, numbers: dict) -> Section:
           ", ".join(f"{item['reason']}: {item['rows']:,}" for item in row["reasons"]) or "none",
           row["wall_seconds"]) for row in rows.iter_rows(named=True)],
         table_id="funnel", row_keys=rows["stage"].to_list()))
-    missing = [stage for stage in TEXT_STAGES + IMAGE_STAGES if not run.has(stage)]
+    missing = [stage.folder for stage in TEXT_STAGES + IMAGE_STAGES if not run.has(stage.folder)]
     if missing:
         section.note(f"Not run yet: {', '.join(missing)}. The report shows what exists.")
     section.figure("funnel.png", figures.funnel(rows), "rows out and rejected rows of each stage")
@@ -137,10 +138,10 @@ def _training(runs, numbers: dict) -> Section:
 def build_sections(run: Run, train: list[Path] = (), examples: int = 12, seed: int = 0) -> tuple[list[Section], dict]:
     numbers: dict = {"run": str(run.path.resolve()), "stages": list(run.manifests)}
     sections = [_funnel(run, numbers)]
-    if run.has("entry_counts", "matches", "ingest"):
+    if run.has(*(STAGES[name].folder for name in ("count", "match", "ingest"))):
         sections.append(_balancing(run, numbers, examples, seed))
         sections.append(_matching(run, numbers, examples))
-    if run.has("validate") or run.has("dedup"):
+    if run.has(STAGES["validate"].folder) or run.has(STAGES["dedup"].folder):
         sections.append(_dedup(run, numbers, examples))
     training = run.training_runs(list(train))
     if training:

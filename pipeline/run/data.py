@@ -19,13 +19,11 @@ import pyarrow.parquet as pq
 from pipeline import REPO
 from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS, read_manifest
-from pipeline.clip.training.loop import LOG as TRAIN_LOG
-from pipeline.clip.training.loop import ZERO_SHOT_LOG
+from pipeline.run.stages import STAGES, folder_order
 
-TEXT_STAGES = ("ingest", "matches", "entry_counts", "selection")
-IMAGE_STAGES = ("download", "validate", "rebalance", "shards")
-# Pipeline order; any other folder with a manifest follows, in the order it ran.
-STAGES = ("pool", *TEXT_STAGES, "download", "validate", "rebalance", "embed", "dedup", "shards")
+INGEST, MATCH, COUNT, BALANCE = (STAGES[name] for name in ("ingest", "match", "count", "balance"))
+DOWNLOAD, VALIDATE, REBALANCE, EMBED, DEDUP, TRAIN = (STAGES[name] for name in
+                                                      ("download", "validate", "rebalance", "embed", "dedup", "train"))
 
 
 def default_run() -> Path:
@@ -51,7 +49,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """A pipeline.clip.training.loop output folder: its logged loss and, when it evaluated while training, zero-shot."""
+    """A training folder (python -m pipeline.train): its logged loss and, when it evaluated while training, zero-shot."""
 
     path: Path
 
@@ -60,13 +58,13 @@ class TrainingRun:
         return self.path.name
 
     def loss(self) -> pl.DataFrame:
-        rows = _read_jsonl(self.path / TRAIN_LOG)
+        rows = _read_jsonl(self.path / TRAIN.files["log"])
         return pl.DataFrame([{key: row[key] for key in ("step", "samples_seen", "loss", "lr")} for row in rows],
                             schema={"step": pl.Int64, "samples_seen": pl.Int64, "loss": pl.Float64,
                                     "lr": pl.Float64})
 
     def zero_shot(self) -> pl.DataFrame:
-        rows = _read_jsonl(self.path / ZERO_SHOT_LOG)
+        rows = _read_jsonl(self.path / TRAIN.files["zero_shot_log"])
         return pl.DataFrame([{key: row[key] for key in ("step", "samples_seen", "top1", "top5", "mean_per_class")}
                              for row in rows],
                             schema={"step": pl.Int64, "samples_seen": pl.Int64, "top1": pl.Float64,
@@ -85,8 +83,9 @@ class Run:
                  and (manifest := read_manifest(child)) is not None}
         if not found:
             raise UserInputError(f"{self.path}: no finished stage here (no */{MANIFEST}); run a job into it first")
-        known = [name for name in STAGES if name in found]
-        others = sorted((name for name in found if name not in STAGES), key=lambda name: found[name]["started_at"])
+        # Pipeline order; any other folder with a manifest follows, in the order it ran.
+        known = [name for name in folder_order() if name in found]
+        others = sorted((name for name in found if name not in known), key=lambda name: found[name]["started_at"])
         self.manifests: dict[str, dict] = {name: found[name] for name in known + others}
 
     def has(self, *stages: str) -> bool:
@@ -102,7 +101,7 @@ class Run:
 
     @property
     def t(self) -> float | None:
-        selection = self.manifests.get("selection")
+        selection = self.manifests.get(BALANCE.folder)
         return selection["t"] if selection else None
 
     def funnel(self) -> pl.DataFrame:
@@ -122,8 +121,8 @@ class Run:
     def entry_counts(self) -> pl.DataFrame:
         """Entries matched at least once: `count` (matches in the pool), `p`, `selected` (after text
         balancing) and, once images are deduplicated and rebalanced, `count_final` and `selected_final`."""
-        counts = self.table("entry_counts", ["entry_id", "entry", "count", "p", "selected"]).filter(pl.col("count") > 0)
-        final = self.path / "rebalance" / "_entry_counts.parquet"
+        counts = self.table(COUNT.folder, ["entry_id", "entry", "count", "p", "selected"]).filter(pl.col("count") > 0)
+        final = REBALANCE.file(self.path, "entry_counts")
         if final.is_file():
             after = pl.read_parquet(final, columns=["entry_id", "count", "selected"])
             counts = counts.join(after.rename({"count": "count_final", "selected": "selected_final"}), on="entry_id",
@@ -139,22 +138,22 @@ class Run:
 
     def _unmatched_uids(self) -> pl.DataFrame:
         """Captions that matched nothing: rejected by the match stage as no_match (and any empty match list)."""
-        empty = self.table("matches", ["uid", "entry_ids"]).filter(pl.col("entry_ids").list.len() == 0).select("uid")
-        rejects = self.rejects("matches")
+        empty = self.table(MATCH.folder, ["uid", "entry_ids"]).filter(pl.col("entry_ids").list.len() == 0).select("uid")
+        rejects = self.rejects(MATCH.folder)
         if rejects is not None:
             empty = pl.concat([empty, rejects.filter(pl.col("reason") == "no_match").select("uid")])
         return empty
 
     def matches_per_caption(self) -> pl.DataFrame:
         """How many captions matched 0, 1, 2, ... entries (0 counts the no_match rejects too)."""
-        lengths = self.table("matches", ["entry_ids"]).select(pl.col("entry_ids").list.len().alias("matches"))
+        lengths = self.table(MATCH.folder, ["entry_ids"]).select(pl.col("entry_ids").list.len().alias("matches"))
         unmatched = pl.DataFrame({"matches": [0] * len(self._unmatched_uids())}, schema={"matches": pl.UInt32})
         return (pl.concat([lengths.filter(pl.col("matches") > 0), unmatched])
                 .group_by("matches").len("captions").sort("matches"))
 
     def captions(self, uids: list[str] | None = None) -> pl.DataFrame:
         """uid, url, caption of ingested samples (all, or those named)."""
-        frame = self.table("ingest", ["uid", "url", "caption"])
+        frame = self.table(INGEST.folder, ["uid", "url", "caption"])
         return frame if uids is None else frame.filter(pl.col("uid").is_in(uids))
 
     def unmatched_captions(self, limit: int = 10) -> pl.DataFrame:
@@ -164,7 +163,7 @@ class Run:
 
     def entry_examples(self, entry_ids: list[int], per_entry: int = 3) -> dict[int, list[str]]:
         """Up to `per_entry` captions that matched each entry (smallest uids first)."""
-        matched = (self.table("matches", ["uid", "entry_ids"]).explode("entry_ids")
+        matched = (self.table(MATCH.folder, ["uid", "entry_ids"]).explode("entry_ids")
                    .filter(pl.col("entry_ids").is_in(entry_ids)))
         examples = (matched.join(self.captions().select("uid", "caption"), on="uid").sort("uid")
                     .group_by("entry_ids").agg(pl.col("caption").head(per_entry)))
@@ -176,13 +175,13 @@ class Run:
         sha256 and perceptual hash) or semantic (dedup, at its smallest eps); `group_size` counts the kept
         sample and all of its removed duplicates."""
         frames = []
-        if self.has("validate"):
-            validate = self.table("validate", ["uid", "reason", "detail", "duplicate_of"])
+        if self.has(VALIDATE.folder):
+            validate = self.table(VALIDATE.folder, ["uid", "reason", "detail", "duplicate_of"])
             frames.append(validate.filter(pl.col("duplicate_of").is_not_null()).select(
                 "uid", "duplicate_of", pl.when(pl.col("detail") == "same sha256").then(pl.lit("exact"))
                 .otherwise(pl.lit("near")).alias("kind"), pl.col("detail")))
-        if self.has("dedup"):
-            dedup = self.table("dedup", ["uid", "status", "duplicate_of", "similarity", "eps"])
+        if self.has(DEDUP.folder):
+            dedup = self.table(DEDUP.folder, ["uid", "status", "duplicate_of", "similarity", "eps"])
             dedup = dedup.filter((pl.col("eps") == pl.col("eps").min()) & pl.col("duplicate_of").is_not_null())
             frames.append(dedup.select("uid", "duplicate_of", pl.lit("semantic").alias("kind"),
                                        pl.format("cosine similarity {}", pl.col("similarity").round(4))
@@ -196,14 +195,14 @@ class Run:
 
     def image_bytes(self, uids: list[str]) -> dict[str, bytes]:
         """The downloaded image of each named uid that has one (read from img2dataset's tar shards)."""
-        if not self.has("download"):
+        if not self.has(DOWNLOAD.folder):
             return {}
-        status = (self.table("download/_status", ["uid", "key", "shard", "status"])
+        status = (self.table(f"{DOWNLOAD.folder}/{DOWNLOAD.files['status']}", ["uid", "key", "shard", "status"])
                   .filter((pl.col("status") == "success") & pl.col("uid").is_in(uids)))
         found: dict[str, bytes] = {}
         for (shard,), rows in status.group_by(["shard"]):
             wanted = dict(zip(rows["key"].to_list(), rows["uid"].to_list()))
-            with tarfile.open(self.path / "download" / f"{shard:05d}.tar") as archive:
+            with tarfile.open(DOWNLOAD.path(self.path) / f"{shard:05d}.tar") as archive:
                 for member in archive:
                     key, _, extension = member.name.rpartition(".")
                     if key in wanted and extension in ("jpg", "jpeg", "png", "webp"):
@@ -212,7 +211,7 @@ class Run:
 
     def embeddings(self, limit: int | None = None) -> tuple[list[str], np.ndarray]:
         """uids and unit image embeddings of the embed stage (the first `limit` files' rows, when given)."""
-        files = sorted((self.path / "embed").glob("part-*.parquet"))
+        files = sorted(EMBED.path(self.path).glob("part-*.parquet"))
         uids, vectors = [], []
         for path in files:
             table = pq.read_table(path, columns=["uid", "image"])
@@ -226,5 +225,5 @@ class Run:
 
     def training_runs(self, extra: list[Path] = ()) -> list[TrainingRun]:
         """Training folders attached to the run (DIR/train, DIR/train/*) and any given."""
-        candidates = [self.path / "train", *sorted((self.path / "train").glob("*")), *map(Path, extra)]
-        return [TrainingRun(path) for path in candidates if (path / TRAIN_LOG).is_file()]
+        candidates = [TRAIN.path(self.path), *sorted(TRAIN.path(self.path).glob("*")), *map(Path, extra)]
+        return [TrainingRun(path) for path in candidates if (path / TRAIN.files["log"]).is_file()]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.run.stages import STAGES
+
 
 def format_summary(run_dir: Path, manifests: dict[str, dict]) -> str:
     lines = [f"run: {Path(run_dir).resolve()}"]
@@ -13,9 +15,9 @@ def format_summary(run_dir: Path, manifests: dict[str, dict]) -> str:
         state = "skipped (current)" if manifest.get("skipped") else f"{manifest['wall_seconds']:.1f}s"
         lines.append(f"  {stage:<13} in {manifest['rows_in']:>9,}  out {manifest['rows_out']:>9,}  "
                      f"rejected: {reasons}  [{state}]")
-    selection = manifests.get("selection")
+    selection = manifests.get(STAGES["balance"].folder)
     if selection:
         lines.append(f"  t = {selection['t']:.6g}, expected size {selection['expected_size']:,.1f}, "
                      f"selected {selection['selected']:,}")
-        lines.append(f"  selection: {Path(run_dir).resolve() / 'selection'}")
+        lines.append(f"  selection: {STAGES['balance'].path(run_dir).resolve()}")
     return "\n".join(lines)

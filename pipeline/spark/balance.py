@@ -18,11 +18,11 @@ from pipeline.text.balancing import entry_probabilities, keep_mask, keep_probabi
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
                              write_json_atomic)
-from pipeline.spark.count import COUNTS_FILE
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl, work_dir
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
-STAGE = "selection"
+BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                               ("entry_ids", pa.list_(pa.int32())), ("keep_prob", pa.float64())])
 _EXPECTED = pa.schema([("expected", pa.float64())])
@@ -130,33 +130,29 @@ def balance_into(spark: SparkSession, samples: DataFrame | ParquetParts, probs: 
 def _rewrite_entry_counts(run_dir: Path, entries: list[str], counts: np.ndarray, probs: np.ndarray,
                           selected: np.ndarray, balance: dict) -> None:
     """entry_counts gains the after-balancing columns; its own fingerprint (the count stage's) stays."""
-    manifest = read_manifest(run_dir / "entry_counts")
-    with staged_dir(run_dir, "entry_counts") as temporary:
+    manifest = read_manifest(COUNT.path(run_dir))
+    with staged_dir(run_dir, COUNT.folder) as temporary:
         table = counts_table(entries, counts, p=probs, selected=selected.astype(np.int64))
-        pq.write_table(table, temporary / COUNTS_FILE)
+        pq.write_table(table, temporary / COUNT.files["counts"])
         write_json_atomic(temporary / MANIFEST, {**manifest, "balance": balance})
 
 
 def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: BalanceConfig,
                 force: bool = False) -> dict:
     run_dir = Path(run_dir)
-    counts_manifest = read_manifest(run_dir / "entry_counts")
-    matches_manifest = read_manifest(run_dir / "matches")
-    if None in (counts_manifest, matches_manifest):
-        raise FileNotFoundError(f"{run_dir}: run ingest, match and count first")
-    inputs = {"matches": matches_manifest["fingerprint"], "entry_counts": counts_manifest["fingerprint"]}
+    manifests = require_upstream(run_dir, BALANCE.name)
 
     def body(out_dir: Path) -> StageResult:
-        counts = pq.read_table(run_dir / "entry_counts" / COUNTS_FILE, columns=["count"]).column("count")
+        counts = pq.read_table(COUNT.file(run_dir, "counts"), columns=["count"]).column("count")
         counts = counts.to_numpy()
         columns = ["uid", "url", "caption", "entry_ids"]
-        t = solve_t(spark, lambda: spark.read.parquet(str(run_dir / "matches")).select("entry_ids"), counts, config)
-        outcome = balance_into(spark, ParquetParts(spark, run_dir / "matches", columns), entry_probabilities(counts, t),
+        t = solve_t(spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts, config)
+        outcome = balance_into(spark, ParquetParts(spark, MATCH.path(run_dir), columns), entry_probabilities(counts, t),
                                config.seed, out_dir)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}
         _rewrite_entry_counts(run_dir, entries, counts, entry_probabilities(counts, t), outcome.selected_counts,
                               summary)
-        return StageResult(rows_in=matches_manifest["rows_out"], rows_out=outcome.selected,
+        return StageResult(rows_in=manifests[MATCH.folder]["rows_out"], rows_out=outcome.selected,
                            rejected=outcome.rejected, extra=summary)
 
-    return run_stage(run_dir, STAGE, asdict(config), inputs, body, force=force)
+    return run_stage(run_dir, BALANCE.folder, asdict(config), fingerprints(manifests), body, force=force)

@@ -20,10 +20,11 @@ from pipeline.text import pool
 from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_candidates
 from pipeline.text.ingest import IngestConfig
 from pipeline.run.directory import REJECTS, StageResult, file_identity, run_stage
+from pipeline.run.stages import STAGES
 from pipeline.spark.ingest import read_pool
 from pipeline.spark.outputs import ddl, materialize, reason_counts, reject_columns, work_dir
 
-BIGRAMS_FILE = "bigrams.parquet"
+BIGRAMS = STAGES["bigrams"]
 # A word has right = null; a pair has both.
 _COUNT_SCHEMA = pa.schema([("left", pa.string()), ("right", pa.string()), ("count", pa.int64())])
 
@@ -81,7 +82,7 @@ def run_mine_bigrams(spark: SparkSession, corpus: list[str], out: Path, threshol
                                  .groupBy("left", "right").agg(F.sum("count").alias("count")), scratch)
             candidates, total_words, total_pairs = _candidates(totals, thresholds.min_count)
             mined = score_candidates(candidates, total_words, total_pairs, thresholds)
-            pq.write_table(mined, out_dir / BIGRAMS_FILE)
+            pq.write_table(mined, out_dir / BIGRAMS.files["bigrams"])
             rejects = validated.filter(F.col("reason").isNotNull())
             rejects.select(*reject_columns(rejects)).write.parquet(str(out_dir / REJECTS))
             word_count = totals.filter(F.col("right").isNull()).count()

@@ -13,12 +13,11 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
-from pipeline.run.directory import StageResult, read_manifest, run_stage
-from pipeline.spark.match import PARTIAL_COUNTS
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
 
-STAGE = "entry_counts"
-COUNTS_FILE = "counts.parquet"
+COUNT = STAGES["count"]
 
 
 def _partial_counts(vocabulary_size: int):
@@ -41,19 +40,17 @@ def entry_counts(df: DataFrame, vocabulary_size: int) -> np.ndarray:
 
 def run_count(run_dir: Path, entries: list[str], force: bool = False) -> dict:
     """The count stage: no Spark job, the match tasks left their partial counts."""
-    matches_dir = Path(run_dir) / "matches"
-    upstream = read_manifest(matches_dir)
-    if upstream is None:
-        raise FileNotFoundError(f"{matches_dir}: run the match stage first")
-    if not (matches_dir / PARTIAL_COUNTS).is_dir():
-        raise FileNotFoundError(f"{matches_dir / PARTIAL_COUNTS}: made by an older match stage; rerun it with --force")
+    manifests = require_upstream(run_dir, COUNT.name)
+    upstream, partial_counts = manifests["matches"], STAGES["match"].file(run_dir, "partial_counts")
+    if not partial_counts.is_dir():
+        raise FileNotFoundError(f"{partial_counts}: made by an older match stage; rerun it with --force")
 
     def body(out_dir: Path) -> StageResult:
-        counts = sum_sparse_counts(matches_dir / PARTIAL_COUNTS, len(entries))
-        pq.write_table(counts_table(entries, counts), out_dir / COUNTS_FILE)
+        counts = sum_sparse_counts(partial_counts, len(entries))
+        pq.write_table(counts_table(entries, counts), out_dir / COUNT.files["counts"])
         return StageResult(rows_in=upstream["rows_out"], rows_out=upstream["rows_out"], extra={
             "entries": len(entries), "entries_matched": int((counts > 0).sum()),
             "matches": int(counts.sum())})
 
-    return run_stage(run_dir, STAGE, {"vocabulary_size": len(entries)}, {"matches": upstream["fingerprint"]},
-                     body, force=force)
+    return run_stage(run_dir, COUNT.folder, {"vocabulary_size": len(entries)}, fingerprints(manifests), body,
+                     force=force)

@@ -12,6 +12,7 @@ from pipeline.image.download import DownloadOptions
 from pipeline.image.check import ImageLimits
 from pipeline.text.ingest import IngestConfig
 from pipeline.vocab.entries import entries_fingerprint, load_entries
+from pipeline.run.stages import STAGES
 from pipeline.spark.balance import BalanceConfig, run_balance
 from pipeline.spark.count import run_count
 from pipeline.spark.ingest import run_ingest
@@ -40,11 +41,12 @@ def curate_text(spark: SparkSession, config: TextCurationConfig) -> dict[str, di
     run_dir = Path(config.out)
     entries = load_entries(config.metadata)
     vocab_key = entries_fingerprint(entries)
-    manifests = {"ingest": run_ingest(spark, config.pool, run_dir, config.ingest, config.url_col,
-                                      config.caption_col, config.uid_col, force=config.force)}
-    manifests["matches"] = run_match(spark, run_dir, entries, vocab_key, config.mode, force=config.force)
-    manifests["entry_counts"] = run_count(run_dir, entries, force=config.force)
-    manifests["selection"] = run_balance(spark, run_dir, entries, config.balance, force=config.force)
+    ingest, match, count, balance = (STAGES[name].folder for name in ("ingest", "match", "count", "balance"))
+    manifests = {ingest: run_ingest(spark, config.pool, run_dir, config.ingest, config.url_col, config.caption_col,
+                                    config.uid_col, force=config.force)}
+    manifests[match] = run_match(spark, run_dir, entries, vocab_key, config.mode, force=config.force)
+    manifests[count] = run_count(run_dir, entries, force=config.force)
+    manifests[balance] = run_balance(spark, run_dir, entries, config.balance, force=config.force)
     return manifests
 
 
@@ -68,9 +70,10 @@ def curate_images(spark: SparkSession, run_dir: Path, balance: BalanceConfig, co
     from pipeline.spark.validate import run_validate
 
     run_dir = Path(run_dir)
-    manifests = {"download": run_download(run_dir, config.download, force=force)}
-    manifests["validate"] = run_validate(spark, run_dir, config.limits, config.max_phash_distance, force=force)
-    manifests["rebalance"] = run_rebalance(spark, run_dir, balance, force=force)
-    manifests["shards"] = run_write_shards(spark, run_dir, run_dir / "shards", config.samples_per_shard,
-                                           force=force)
+    download, validate, rebalance, shards = (STAGES[name] for name in ("download", "validate", "rebalance", "shards"))
+    manifests = {download.folder: run_download(run_dir, config.download, force=force)}
+    manifests[validate.folder] = run_validate(spark, run_dir, config.limits, config.max_phash_distance, force=force)
+    manifests[rebalance.folder] = run_rebalance(spark, run_dir, balance, force=force)
+    manifests[shards.folder] = run_write_shards(spark, run_dir, shards.path(run_dir), config.samples_per_shard,
+                                                force=force)
     return manifests

@@ -19,11 +19,11 @@ from pipeline.semantic.semdedup import (DEDUP_SCHEMA, POINTS_PER_CENTROID, assig
                             normalized, spherical_kmeans)
 from pipeline.errors import UserInputError
 from pipeline.hashing import uid_words, uniform_draws
-from pipeline.run.directory import StageResult, read_manifest, run_stage
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
 
-STAGE = "dedup"
-CENTROIDS = "_centroids.npy"
+DEDUP, EMBED = STAGES["dedup"], STAGES["embed"]
 _VECTORS = pa.schema([("uid", pa.string()), ("vector", pa.binary())])
 _ASSIGNED = pa.schema([("uid", pa.string()), ("cluster", pa.int32()), ("centroid_similarity", pa.float32()),
                        ("vector", pa.binary())])
@@ -96,18 +96,17 @@ def _decode(rows: list) -> np.ndarray:
 
 def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bool = False) -> dict:
     run_dir = Path(run_dir)
-    upstream = read_manifest(run_dir / "embed")
-    if upstream is None:
-        raise FileNotFoundError(f"{run_dir / 'embed'}: run the embed stage first (jobs/embed.py)")
+    manifests = require_upstream(run_dir, DEDUP.name)
+    upstream = manifests[EMBED.folder]
     if upstream["rows_out"] == 0:
-        raise UserInputError(f"{run_dir / 'embed'}: no embeddings to deduplicate (the run has no images)")
+        raise UserInputError(f"{EMBED.path(run_dir)}: no embeddings to deduplicate (the run has no images)")
     eps_list(config.eps)
     if not 1 <= config.clusters <= upstream["rows_out"]:
         raise UserInputError(f"--clusters must be between 1 and the number of embeddings ({upstream['rows_out']}), "
                              f"got {config.clusters}")
 
     def body(out_dir: Path) -> StageResult:
-        paths = sorted(str(path) for path in (run_dir / "embed").glob("part-*.parquet"))
+        paths = sorted(str(path) for path in EMBED.path(run_dir).glob("part-*.parquet"))
         files = spark.createDataFrame([(path,) for path in paths], "path string").repartition(
             max(1, min(len(paths), spark.sparkContext.defaultParallelism)))
         fraction = min(1.0, config.clusters * POINTS_PER_CENTROID / upstream["rows_out"])
@@ -122,7 +121,7 @@ def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bo
             result.write.mode("overwrite").parquet(str(out_dir))
         finally:
             centroids_broadcast.unpersist()
-        np.save(out_dir / CENTROIDS, centroids)
+        np.save(out_dir / DEDUP.files["centroids"], centroids)
         written = pq.read_table(out_dir, columns=["status", "eps"]).to_pandas()
         sizes = {str(eps): int(((written["eps"] == eps) & (written["status"] == "kept")).sum()) for eps in config.eps}
         per_eps = len(written) // len(config.eps)
@@ -130,4 +129,4 @@ def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bo
                            extra={"kept_per_eps": sizes, "clusters": len(centroids), "kmeans_sample": len(sample),
                                   "faiss": faiss_device()})
 
-    return run_stage(run_dir, STAGE, asdict(config), {"embed": upstream["fingerprint"]}, body, force=force)
+    return run_stage(run_dir, DEDUP.folder, asdict(config), fingerprints(manifests), body, force=force)

@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
 from pipeline.image.download import finished_shards
-from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
 
-STAGE = "embed"
+EMBED, DOWNLOAD = STAGES["embed"], STAGES["download"]
 _COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("device", pa.string())])
 _EMBEDDERS: dict = {}  # one model per Python worker and configuration
 
@@ -92,10 +93,8 @@ def _embed_shards(download_dir: str, out_dir: str, config: EmbedConfig):
 
 def run_embed(spark: SparkSession, run_dir: Path, config: EmbedConfig, force: bool = False) -> dict:
     run_dir = Path(run_dir)
-    download_dir = run_dir / "download"
-    upstream = read_manifest(download_dir)
-    if upstream is None:
-        raise FileNotFoundError(f"{download_dir}: run the download first (jobs/download.py)")
+    manifests = require_upstream(run_dir, EMBED.name)
+    download_dir, upstream = DOWNLOAD.path(run_dir), manifests[DOWNLOAD.folder]
 
     def body(out_dir: Path) -> StageResult:
         shards = finished_shards(download_dir)
@@ -110,4 +109,4 @@ def run_embed(spark: SparkSession, run_dir: Path, config: EmbedConfig, force: bo
                            extra={"model": asdict(config), "dim": dim,
                                   "device": sorted({row["device"] for row in counts})})
 
-    return run_stage(run_dir, STAGE, asdict(config), {"download": upstream["fingerprint"]}, body, force=force)
+    return run_stage(run_dir, EMBED.folder, asdict(config), fingerprints(manifests), body, force=force)

@@ -18,7 +18,8 @@ from pyspark.sql import SparkSession
 from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
-from pipeline.experiments.longtail import IMAGES, LABELS_FILE, POOL_FILE, LongTailDesign, write_pool
+from pipeline.experiments.longtail import LongTailDesign, write_pool
+from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 from pipeline.spark.balance import BalanceConfig
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
 
@@ -47,14 +48,15 @@ def prepare_experiment(spark: SparkSession, run: Path, data: ExperimentData) -> 
     balance = BalanceConfig(t=data.t, seed=0)
     images = ImageCurationConfig(download=download_options(parallelism, 250), limits=ImageLimits(min_side=0),
                                  samples_per_shard=250)
-    labels = pq.read_table(run / "pool" / LABELS_FILE, columns=["url", "caption", "name"])
-    served = {name: run / "pool" / IMAGES / name for name in labels.column("name").to_pylist()}
+    pool_stage = STAGES["pool"]
+    labels = pq.read_table(pool_stage.file(run, "labels"), columns=["url", "caption", "name"])
+    served = {name: pool_stage.file(run, "images") / name for name in labels.column("name").to_pylist()}
     with ImageServer(served, slow_seconds=0, port=pool["port"]):
-        manifests = {"pool": pool}
+        manifests = {pool_stage.folder: pool}
         manifests.update(curate_text(spark, TextCurationConfig(
-            pool=str(run / "pool" / POOL_FILE), metadata=data.metadata, out=str(run / "curated"), balance=balance,
-            force=data.force)))
-        manifests.update(curate_images(spark, run / "curated", balance, images, force=data.force))
-        selection_from_urls(run / "raw", labels.column("url").to_pylist(), labels.column("caption").to_pylist())
-        manifests["raw"] = run_download(run / "raw", download_options(parallelism, 1000), force=data.force)
+            pool=str(pool_stage.file(run, "pool")), metadata=data.metadata, out=str(run / CURATED_ARM),
+            balance=balance, force=data.force)))
+        manifests.update(curate_images(spark, run / CURATED_ARM, balance, images, force=data.force))
+        selection_from_urls(run / RAW_ARM, labels.column("url").to_pylist(), labels.column("caption").to_pylist())
+        manifests[RAW_ARM] = run_download(run / RAW_ARM, download_options(parallelism, 1000), force=data.force)
     return manifests

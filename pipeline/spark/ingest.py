@@ -24,11 +24,12 @@ from pipeline.text import pool
 from pipeline.text.ingest import (ROW_SCHEMA, IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes,
                              key_hashes_schema)
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, file_identity, run_stage
+from pipeline.run.stages import STAGES
 from pipeline.spark.outputs import ddl, work_dir, write_split
 from pipeline.spark.session import spread
 from pipeline.spark.task_writes import conform, write_from_tasks
 
-STAGE = "ingest"
+INGEST = STAGES["ingest"]
 OUTPUT_COLUMNS = ROW_SCHEMA.names
 COMBINED_SCHEMA = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
 _READ_SCHEMA = pa.schema([("source_file", pa.string()), ("rows", pa.int64())])
@@ -195,4 +196,4 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
         return StageResult(rows_in=rows_in, rows_out=kept, rejected=rejected,
                            extra={"files": len(files), "units": len(units)})
 
-    return run_stage(run_dir, STAGE, stage_config, inputs, body, force=force)
+    return run_stage(run_dir, INGEST.folder, stage_config, inputs, body, force=force)

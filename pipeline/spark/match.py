@@ -18,11 +18,11 @@ from pyspark.sql import SparkSession
 
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.text.matching import Matcher
-from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage
+from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 
-STAGE = "matches"
-PARTIAL_COUNTS = "_counts"  # `_`: readers of the matched rows skip it
+MATCH = STAGES["match"]  # its partial counts sit in a `_` folder, which readers of the matched rows skip
 MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                             ("entry_ids", pa.list_(pa.int32()))])
 # One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
@@ -63,10 +63,8 @@ def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broad
 
 def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key: str, mode: str,
               force: bool = False) -> dict:
-    ingest_dir = Path(run_dir) / "ingest"
-    upstream = read_manifest(ingest_dir)
-    if upstream is None:
-        raise FileNotFoundError(f"{ingest_dir}: run the ingest stage first")
+    manifests = require_upstream(run_dir, MATCH.name)
+    ingest_dir, upstream = STAGES["ingest"].path(run_dir), manifests["ingest"]
     config = {"mode": mode, "vocabulary": vocab_key, "vocabulary_size": len(entries)}
 
     def body(out_dir: Path) -> StageResult:
@@ -74,9 +72,9 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption"])
         written = write_from_tasks(captions, match_batches(vocab_key, len(entries), mode, broadcast),
                                    {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
-                                    "counts": (out_dir / PARTIAL_COUNTS, COUNTS_SCHEMA)})
+                                    "counts": (out_dir / MATCH.files["partial_counts"], COUNTS_SCHEMA)})
         broadcast.unpersist()
         return StageResult(rows_in=upstream["rows_out"], rows_out=written["rows"][None],
                            rejected=dict(written["rejects"]))
 
-    return run_stage(run_dir, STAGE, config, {"ingest": upstream["fingerprint"]}, body, force=force)
+    return run_stage(run_dir, MATCH.folder, config, fingerprints(manifests), body, force=force)

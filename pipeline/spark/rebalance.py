@@ -15,34 +15,33 @@ from pyspark.sql import functions as F
 
 from pipeline.text.balancing import entry_probabilities
 from pipeline.text.counting import counts_table
-from pipeline.run.directory import StageResult, read_manifest, run_stage
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.balance import BalanceConfig, balance_into, solve_t
-from pipeline.spark.count import COUNTS_FILE, entry_counts
+from pipeline.spark.count import entry_counts
 
-STAGE = "rebalance"
-ENTRY_COUNTS = "_entry_counts.parquet"  # `_`: Spark and pyarrow readers of the stage skip it
+REBALANCE, COUNT = STAGES["rebalance"], STAGES["count"]  # its `_entry_counts` file: readers of the rows skip it
 
 
 def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force: bool = False) -> dict:
     run_dir = Path(run_dir)
-    manifests = {name: read_manifest(run_dir / name) for name in ("selection", "validate", "entry_counts")}
-    if None in manifests.values():
-        raise FileNotFoundError(f"{run_dir}: run text curation, download and validate first")
-    entries = pq.read_table(run_dir / "entry_counts" / COUNTS_FILE, columns=["entry"]).column("entry").to_pylist()
+    manifests = require_upstream(run_dir, REBALANCE.name)
+    entries = pq.read_table(COUNT.file(run_dir, "counts"), columns=["entry"]).column("entry").to_pylist()
 
     def body(out_dir: Path) -> StageResult:
-        kept_uids = spark.read.parquet(str(run_dir / "validate")).filter(F.col("status") == "kept").select("uid")
-        survivors = (spark.read.parquet(str(run_dir / "selection")).join(kept_uids, "uid", "left_semi")
+        kept_uids = spark.read.parquet(str(STAGES["validate"].path(run_dir))).filter(F.col("status") == "kept").select("uid")
+        survivors = (spark.read.parquet(str(STAGES["balance"].path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, lambda: survivors, counts, config)
         probs = entry_probabilities(counts, t)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
-        pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts), out_dir / ENTRY_COUNTS)
+        pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts), out_dir / REBALANCE.files["entry_counts"])
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
                    "entries_matched": int((counts > 0).sum()), "entries_selected": int((outcome.selected_counts > 0).sum())}
         return StageResult(rows_in=manifests["validate"]["rows_out"], rows_out=outcome.selected,
                            rejected=outcome.rejected, extra=summary)
 
-    inputs = {name: manifest["fingerprint"] for name, manifest in manifests.items() if name != "entry_counts"}
-    return run_stage(run_dir, STAGE, asdict(config), inputs, body, force=force)
+    # The counts give only the entries' names here: the selection's identity already holds the vocabulary.
+    inputs = fingerprints({folder: manifest for folder, manifest in manifests.items() if folder != COUNT.folder})
+    return run_stage(run_dir, REBALANCE.folder, asdict(config), inputs, body, force=force)

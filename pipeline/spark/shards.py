@@ -12,20 +12,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.image.download import STATUS
-from pipeline.run.directory import StageResult, read_manifest, run_stage
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
 from pipeline.spark.outputs import ddl
 
-INDEX_FILE = "index.parquet"
-STATS_FILE = "stats.json"
+SHARDS, REBALANCE, VALIDATE, DOWNLOAD = (STAGES[name] for name in ("shards", "rebalance", "validate", "download"))
 
 
 def _final_samples(spark: SparkSession, run_dir: Path) -> DataFrame:
     """Each sample of DIR/rebalance with its image facts and where img2dataset stored its image."""
-    final = spark.read.parquet(str(run_dir / "rebalance"))
-    facts = (spark.read.parquet(str(run_dir / "validate")).filter(F.col("status") == "kept")
+    final = spark.read.parquet(str(REBALANCE.path(run_dir)))
+    facts = (spark.read.parquet(str(VALIDATE.path(run_dir))).filter(F.col("status") == "kept")
              .select("uid", "key", "width", "height", "sha256", "phash"))
-    stored = (spark.read.parquet(str(run_dir / "download" / STATUS)).filter(F.col("status") == "success")
+    stored = (spark.read.parquet(str(DOWNLOAD.file(run_dir, "status"))).filter(F.col("status") == "success")
               .select("uid", F.col("shard").alias("download_shard")))
     return final.join(facts, "uid").join(stored, "uid")
 
@@ -47,26 +47,24 @@ def _writer(out_dir: str, download_dir: str):
 def run_write_shards(spark: SparkSession, run_dir: Path, out: Path, samples_per_shard: int,
                      force: bool = False) -> dict:
     run_dir, out = Path(run_dir), Path(out)
-    manifests = {name: read_manifest(run_dir / name) for name in ("rebalance", "validate", "download")}
-    if None in manifests.values():
-        raise FileNotFoundError(f"{run_dir}: run download, validate and rebalance first")
+    manifests = require_upstream(run_dir, SHARDS.name)
 
     def body(out_dir: Path) -> StageResult:
         samples = _final_samples(spark, run_dir)
         numbered = samples.join(_shard_numbers(samples, samples_per_shard), "uid")
         written = (numbered.groupBy("out_shard")
-                   .applyInArrow(_writer(str(out_dir), str(run_dir / "download")), ddl(INDEX_SCHEMA)))
+                   .applyInArrow(_writer(str(out_dir), str(DOWNLOAD.path(run_dir))), ddl(INDEX_SCHEMA)))
         index = samples.join(written, "uid").orderBy("uid").toArrow()
-        pq.write_table(index.drop_columns(["download_shard", "key"]), out_dir / INDEX_FILE)
+        pq.write_table(index.drop_columns(["download_shard", "key"]), out_dir / SHARDS.files["index"])
         shard_sizes = sorted(pa.TableGroupBy(index, "shard").aggregate([("uid", "count")]).to_pylist(),
                              key=lambda row: row["shard"])
         stats = {"samples": index.num_rows, "shards": len(shard_sizes),
                  "image_bytes": int(pc.sum(index.column("bytes")).as_py() or 0),
                  "samples_per_shard": {row["shard"]: row["uid_count"] for row in shard_sizes}}
-        (out_dir / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        return StageResult(rows_in=manifests["rebalance"]["rows_out"], rows_out=index.num_rows,
+        (out_dir / SHARDS.files["stats"]).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        return StageResult(rows_in=manifests[REBALANCE.folder]["rows_out"], rows_out=index.num_rows,
                            extra={key: stats[key] for key in ("shards", "image_bytes")})
 
-    inputs = {name: manifest["fingerprint"] for name, manifest in manifests.items()}
+    # The shards go where the user says (--out), not necessarily into the run directory.
     return run_stage(out.parent, out.name, {"samples_per_shard": samples_per_shard, "run": str(run_dir.resolve())},
-                     inputs, body, force=force)
+                     fingerprints(manifests), body, force=force)

@@ -20,10 +20,11 @@ from pyspark.sql import functions as F
 from pipeline.image.download import finished_shards
 from pipeline.image.check import ImageLimits, inspect_image
 from pipeline.image.neardup import BAND_BITS, BANDS, duplicate_groups, losers
-from pipeline.run.directory import StageResult, read_manifest, run_stage
+from pipeline.run.directory import StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl, materialize, reason_counts, work_dir
 
-STAGE = "validate"
+VALIDATE, DOWNLOAD = STAGES["validate"], STAGES["download"]
 IMAGE_EXTENSIONS = ("jpg", "png", "webp")
 FACTS_SCHEMA = pa.schema([
     ("uid", pa.string()), ("key", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
@@ -114,10 +115,8 @@ def _validate_into(spark: SparkSession, download_dir: Path, out_dir: Path, limit
 def run_validate(spark: SparkSession, run_dir: Path, limits: ImageLimits, max_distance: int,
                  force: bool = False) -> dict:
     run_dir = Path(run_dir)
-    download_dir = run_dir / "download"
-    upstream = read_manifest(download_dir)
-    if upstream is None:
-        raise FileNotFoundError(f"{download_dir}: run the download first (jobs/download.py)")
+    manifests = require_upstream(run_dir, VALIDATE.name)
+    download_dir, upstream = DOWNLOAD.path(run_dir), manifests[DOWNLOAD.folder]
     config = {"limits": asdict(limits), "max_phash_distance": max_distance, "keep_rule": "largest source, then uid"}
 
     def body(out_dir: Path) -> StageResult:
@@ -129,4 +128,4 @@ def run_validate(spark: SparkSession, run_dir: Path, limits: ImageLimits, max_di
         # rows_in is what the download stage delivered: the check in = out + rejected covers every image
         return StageResult(rows_in=upstream["rows_out"], rows_out=kept, rejected=rejected)
 
-    return run_stage(run_dir, STAGE, config, {"download": upstream["fingerprint"]}, body, force=force)
+    return run_stage(run_dir, VALIDATE.folder, config, fingerprints(manifests), body, force=force)

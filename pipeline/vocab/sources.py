@@ -92,9 +92,9 @@ def mined_bigrams(directory: Path, limit: int | None = None) -> Source:
     """The bigrams written by the mining job (jobs/mine_bigrams.py), highest PMI first."""
     from pipeline.vocab.bigrams import BIGRAM_SCHEMA, sort_bigrams
     from pipeline.run.directory import MANIFEST
-    from pipeline.spark.bigrams import BIGRAMS_FILE
+    from pipeline.run.stages import STAGES
 
-    path = Path(directory) / BIGRAMS_FILE
+    path = Path(directory) / STAGES["bigrams"].files["bigrams"]
     if not (Path(directory) / MANIFEST).is_file() or not path.is_file():
         raise UserInputError(f"{directory}: no finished bigram mining here (run jobs/mine_bigrams.py first)")
     try:

@@ -50,5 +50,5 @@ def load_checkpoint(path: Path) -> dict:
                              f"{str(err).splitlines()[0][:200]})") from None
     missing = {"step", "state_dict", "optimizer", "scheduler", "config"} - set(state)
     if missing:
-        raise UserInputError(f"{path}: not a checkpoint of pipeline.clip.training.loop (missing {sorted(missing)})")
+        raise UserInputError(f"{path}: not a checkpoint of pipeline.train (missing {sorted(missing)})")
     return state

@@ -1,8 +1,5 @@
 """Train an open_clip model on webdataset shards: the bundled CLIP trainer.
 
-    python -m pipeline.train --shards DIR_OR_PATTERN --out DIR [--model NAME] [--samples N] [--batch-size B]
-    torchrun --nproc_per_node N -m pipeline.train ...        (several GPUs: DDP, features gathered for the loss)
-
 Contrastive loss (open_clip's ClipLoss), AdamW with warmup + cosine, bf16 autocast and TF32 on CUDA, optional
 torch.compile, gradient accumulation with open_clip's feature cache (the loss sees the whole accumulated
 batch), JSON-lines log and progress bar, checkpoints every N steps, `--resume latest` continues at the same
@@ -12,7 +9,6 @@ stored keep probability each epoch (MetaCLIP's online curation). A finished run 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -22,87 +18,12 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.clip.training.distributed import gather, setup_distributed
+from pipeline.clip.training.options import TrainConfig, ZeroShotEval, plain
 from pipeline.errors import UserInputError
+from pipeline.run.stages import STAGES
 
-LOG = "log.jsonl"
-ZERO_SHOT_LOG = "zero_shot.jsonl"
-SUMMARY = "summary.json"
-CHECKPOINTS = "checkpoints"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    shards: tuple[str, ...]
-    model: str = "metacurate-tiny"
-    pretrained: str | None = None
-    samples: int = 20_000  # samples seen in all, over all ranks
-    batch_size: int = 64  # per rank and micro-batch
-    accum: int = 1  # micro-batches per optimizer step
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    warmup: int = 50  # steps
-    workers: int = 2  # DataLoader workers per rank, one data stream each
-    shuffle_buffer: int = 1000  # samples per data stream
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    compile: bool = False
-    checkpoint_every: int = 100
-    log_every: int = 10
-    online_balance: bool = False
-    seed: int = 0
-
-    def total_steps(self, world_size: int) -> int:
-        return max(1, math.ceil(self.samples / (self.batch_size * self.accum * world_size)))
-
-
-@dataclass(frozen=True)
-class ZeroShotEval:
-    """Zero-shot accuracy measured while training (as open_clip's --zeroshot-frequency), logged to
-    zero_shot.jsonl: every `every` steps (0: only at the end) and after the last step."""
-
-    classes: Path
-    images: Path
-    every: int = 0
-
-    def due(self, step: int, last_step: int) -> bool:
-        return step == last_step or (self.every > 0 and step % self.every == 0)
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    device: str = "cpu"
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Distributed:
-    """torchrun's environment when present (NCCL on GPUs, gloo on CPU), else one process."""
-    import torch
-    import torch.distributed as dist
-
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world_size == 1:
-        return Distributed(device="cuda" if cuda else "cpu")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    return Distributed(dist.get_rank(), world_size, f"cuda:{local_rank}" if cuda else "cpu")
-
-
-def _gather(distributed: Distributed, value):
-    """Every rank's value, in rank order (a list of one without DDP)."""
-    if distributed.world_size == 1:
-        return [value]
-    import torch.distributed as dist
-
-    values = [None] * distributed.world_size
-    dist.all_gather_object(values, value)
-    return values
+TRAIN = STAGES["train"]
 
 
 @dataclass
@@ -172,7 +93,7 @@ class Trainer:
 
         saved = state["config"]
         changed = sorted(key for key, value in asdict(self.config).items()
-                         if key in saved and _plain(saved[key]) != _plain(value)
+                         if key in saved and plain(saved[key]) != plain(value)
                          and key not in ("checkpoint_every", "log_every", "compile"))
         if changed:
             raise UserInputError(f"{path}: the run was started with other settings ({', '.join(changed)}); "
@@ -249,16 +170,16 @@ class Trainer:
 
         from pipeline.clip.training.checkpoints import save_checkpoint
 
-        positions = _gather(self.distributed, self.progress.positions)
-        skipped = _gather(self.distributed, self.progress.skipped)
+        positions = gather(self.distributed, self.progress.positions)
+        skipped = gather(self.distributed, self.progress.skipped)
         if not self.distributed.main:
             return None
         streams = {str(stream): where for rank_positions in positions for stream, where in rank_positions.items()}
         total_skipped = dict(sum((Counter(counts) for counts in skipped), Counter()))
-        return save_checkpoint(self.out / CHECKPOINTS, self.progress.step, {
+        return save_checkpoint(self.out / TRAIN.files["checkpoints"], self.progress.step, {
             "step": self.progress.step, "samples_seen": self.samples_seen(),
             "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "config": _plain(asdict(self.config)),
+            "scheduler": self.scheduler.state_dict(), "config": plain(asdict(self.config)),
             "data_position": {"world_size": self.distributed.world_size, "streams": streams},
             "skipped": total_skipped, "train_seconds": self.progress.train_seconds,
             "data_wait_seconds": self.progress.data_wait_seconds, "torch_rng": torch.get_rng_state()})
@@ -277,7 +198,7 @@ class Trainer:
             self.model.train()
         record = {"step": self.progress.step, "samples_seen": self.samples_seen(),
                   **{key: round(result[key], 5) for key in ("top1", "top5", "mean_per_class")}}
-        with open(self.out / ZERO_SHOT_LOG, "a", encoding="utf-8") as log:
+        with open(self.out / TRAIN.files["zero_shot_log"], "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
 
     def samples_seen(self) -> int:
@@ -292,7 +213,7 @@ class Trainer:
         batches = iter(self._loader())
         bar = tqdm(total=self.total_steps, initial=progress.step, disable=None if self.distributed.main else True,
                    unit="step", dynamic_ncols=True)
-        log = open(self.out / LOG, "a", encoding="utf-8") if self.distributed.main else None
+        log = open(self.out / TRAIN.files["log"], "a", encoding="utf-8") if self.distributed.main else None
         window_started, window_samples, loss, path = time.perf_counter(), 0, float("nan"), None
         try:
             while progress.step < self.total_steps:
@@ -339,21 +260,12 @@ class Trainer:
                                                                                      1e-9), 4),
                    "skipped": dict(self.progress.skipped), "device": self.distributed.device,
                    "precision": "bf16" if self.bf16 else "fp32", "world_size": self.distributed.world_size,
-                   "checkpoint": str(checkpoint) if checkpoint else None, "config": _plain(asdict(self.config))}
+                   "checkpoint": str(checkpoint) if checkpoint else None, "config": plain(asdict(self.config))}
         if self.distributed.main:
-            partial = self.out / (SUMMARY + ".partial")
+            partial = self.out / (TRAIN.files["summary"] + ".partial")
             partial.write_text(json.dumps(summary, indent=2) + "\n")
-            os.replace(partial, self.out / SUMMARY)
+            os.replace(partial, self.out / TRAIN.files["summary"])
         return summary
-
-
-def _plain(value):
-    """Tuples as lists, so configs compare and pickle as plain data."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def train(config: TrainConfig, out: Path, resume: str | None = None, zero_shot: ZeroShotEval | None = None) -> dict:
@@ -362,90 +274,20 @@ def train(config: TrainConfig, out: Path, resume: str | None = None, zero_shot: 
     from pipeline.clip.training.checkpoints import latest_checkpoint
 
     out = Path(out)
-    finished = out / SUMMARY
+    finished = out / TRAIN.files["summary"]
     if finished.is_file():
         summary = json.loads(finished.read_text())
-        if summary["config"] == _plain(asdict(config)):
+        if summary["config"] == plain(asdict(config)):
             return summary
         raise UserInputError(f"{out}: holds a finished run with other settings; train into another --out")
     path = None
     if resume == "latest":
-        path = latest_checkpoint(out / CHECKPOINTS)
+        path = latest_checkpoint(out / TRAIN.files["checkpoints"])
     elif resume is not None:
         path = Path(resume)
         if not path.is_file():
             raise UserInputError(f"{resume}: checkpoint not found")
-    elif latest_checkpoint(out / CHECKPOINTS) is not None:
+    elif latest_checkpoint(out / TRAIN.files["checkpoints"]) is not None:
         raise UserInputError(f"{out}: has checkpoints of an unfinished run; add --resume latest, or train into "
                              f"another --out")
     return Trainer(config, out, path, zero_shot).run()
-
-
-def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = TrainConfig(shards=())
-    parser.add_argument("--shards", nargs="+", required=True,
-                        help="shard folders, brace patterns (DIR/{00000..00009}.tar) or globs")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints/, log.jsonl, summary.json")
-    parser.add_argument("--model", default=defaults.model, help="open_clip model name")
-    parser.add_argument("--pretrained", help="start from open_clip pretrained weights")
-    parser.add_argument("--samples", type=int, default=defaults.samples, help="samples seen in all")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per GPU and micro-batch")
-    parser.add_argument("--accum", type=int, default=defaults.accum, help="micro-batches per step")
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="warmup steps")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="data loader workers per GPU")
-    parser.add_argument("--shuffle-buffer", type=int, default=defaults.shuffle_buffer, help="samples per stream")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=defaults.precision)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps")
-    parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps")
-    parser.add_argument("--online-balance", action="store_true",
-                        help="draw each sample with its stored keep_prob every epoch (MetaCLIP online curation)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--resume", nargs="?", const="latest", help="'latest' (default) or a checkpoint path")
-    evaluation = parser.add_argument_group("zero-shot evaluation while training (logged to zero_shot.jsonl)")
-    evaluation.add_argument("--zero-shot-classes", type=Path, help="class names, one per line")
-    evaluation.add_argument("--zero-shot-images", type=Path, help="DIR/<class>/* or a tar archive with that layout")
-    evaluation.add_argument("--zero-shot-every", type=int, default=0, help="steps (default: only after the last)")
-    args = parser.parse_args(argv)
-    if (args.zero_shot_classes is None) != (args.zero_shot_images is None):
-        parser.error("--zero-shot-classes and --zero-shot-images go together")
-    for name in ("samples", "batch_size", "accum", "checkpoint_every", "log_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    config = TrainConfig(
-        shards=tuple(args.shards), model=args.model, pretrained=args.pretrained, samples=args.samples,
-        batch_size=args.batch_size, accum=args.accum, lr=args.lr, weight_decay=args.weight_decay,
-        warmup=args.warmup, workers=args.workers, shuffle_buffer=args.shuffle_buffer, precision=args.precision, compile=args.compile,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, online_balance=args.online_balance,
-        seed=args.seed)
-    return config, args
-
-
-def zero_shot_eval(args: argparse.Namespace) -> ZeroShotEval | None:
-    if args.zero_shot_classes is None:
-        return None
-    return ZeroShotEval(args.zero_shot_classes, args.zero_shot_images, args.zero_shot_every)
-
-
-def main(argv=None) -> None:
-    from pipeline.errors import run_job
-
-    config, args = parse_args(argv)
-
-    def command() -> None:
-        summary = train(config, Path(args.out), args.resume, zero_shot_eval(args))
-        if int(os.environ.get("RANK", "0")) != 0:
-            return  # under torchrun, rank 0 speaks for all
-        print(f"trained {summary['steps']} steps, {summary['samples_seen']:,} samples at "
-              f"{summary['samples_per_s']:,.0f} samples/s on {summary['device']}; final loss "
-              f"{summary['final_loss']:.4f}; skipped {summary['skipped'] or 'none'}")
-        print(f"checkpoint: {summary['checkpoint']}")
-
-    run_job(command)
-
-
-if __name__ == "__main__":
-    main()
