@@ -66,7 +66,7 @@ def bench_download(files: dict[str, Path], work: Path) -> dict:
 
 def bench_validation(files: list[Path]) -> dict:
     payloads = [path.read_bytes() for path in files]
-    limits = ImageLimits(min_side=0)
+    limits = ImageLimits(min_side=0, max_aspect=float("inf"))
     started = time.perf_counter()
     for payload in payloads:
         inspect_image(payload, limits)

@@ -15,7 +15,8 @@ from pipeline.errors import UserInputError, user_error_message
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.data import Run
 from pipeline.run.stages import STAGES
-from pipeline.spark.dedup import DedupConfig, run_dedup
+from pipeline.semantic.semdedup import DedupConfig
+from pipeline.spark.dedup import run_dedup
 
 
 def write_embed_stage(run_dir, vectors: np.ndarray, uids: list[str], parts: int = 3) -> None:

@@ -12,7 +12,8 @@ from test_download import OPTIONS
 from pipeline.image.download import run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
 from pipeline.run.directory import REJECTS
-from pipeline.spark.embed import EmbedConfig, run_embed
+from pipeline.semantic.embedding import EmbedConfig
+from pipeline.spark.embed import run_embed
 
 
 def corrupt_first_image(tar_path):

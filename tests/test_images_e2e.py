@@ -20,7 +20,7 @@ from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.run.directory import REJECTS
 from pipeline.run.stages import STAGES
-from pipeline.spark.balance import BalanceConfig
+from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.shards import run_write_shards

@@ -13,7 +13,7 @@ from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS
 from pipeline.run.stages import STAGES, TEXT_STAGES
 from pipeline.vocab.entries import load_entries
-from pipeline.spark.balance import BalanceConfig
+from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.count import run_count
 from pipeline.spark.curate import TextCurationConfig, curate_text
 

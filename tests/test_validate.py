@@ -61,7 +61,7 @@ def test_ukbench_duplicates_found_distinct_photos_kept(spark, tmp_path):
     with ImageServer({name.replace("/", "__"): path for name, path in files.items()}) as server:
         selection_from_urls(tmp_path, [server.url("img", name.replace("/", "__")) for name in files])
         download = run_download(tmp_path, OPTIONS)
-    manifest = run_validate(spark, tmp_path, ImageLimits(), max_distance=6)
+    manifest = run_validate(spark, tmp_path, ImageLimits(min_side=0, max_aspect=float("inf")), max_distance=6)
     names = {row["uid"]: row["url"].rsplit("/", 1)[1].replace("__", "/")
              for row in pq.read_table(tmp_path / "download" / STATUS).to_pylist()}
     rows = {names[row["uid"]]: row for row in pq.read_table(tmp_path / "validate").to_pylist()}

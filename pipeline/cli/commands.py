@@ -1,23 +1,36 @@
-"""What each spark-submit job does once its arguments are parsed."""
+"""What each spark-submit job does once its arguments are parsed: build its configs (configs.py), run its
+stage on the job's Spark session, print the summary."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
-from pipeline.cli import options as cli
-from pipeline.errors import UserInputError
-from pipeline.vocab.entries import entries_fingerprint, load_entries
-from pipeline.vocab.bigrams import BigramThresholds
+from pipeline.cli import configs
+from pipeline.clip.evaluate import read_classes
+from pipeline.experiments.demo import demo_files, write_demo_pool
+from pipeline.experiments.image_server import ImageServer
+from pipeline.experiments.study import arm_shards
+from pipeline.image.check import ImageLimits
+from pipeline.image.download import DownloadOptions, run_download
+from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
+from pipeline.run.summary import format_summary
 from pipeline.spark.balance import run_balance
 from pipeline.spark.bigrams import run_mine_bigrams
 from pipeline.spark.count import run_count
-from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
+from pipeline.spark.dedup import run_dedup
+from pipeline.spark.embed import run_embed
+from pipeline.spark.experiment import ExperimentData, prepare_experiment
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
+from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.session import get_spark
-from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
-from pipeline.run.summary import format_summary
+from pipeline.spark.shards import run_write_shards
+from pipeline.spark.validate import run_validate
+from pipeline.text.balancing import BalanceConfig
+from pipeline.vocab.entries import entries_fingerprint, load_entries
 
 
 def _print_summary(run_dir: str, stage: str, manifest: dict) -> None:
@@ -25,17 +38,14 @@ def _print_summary(run_dir: str, stage: str, manifest: dict) -> None:
 
 
 def curate_text_command(args: argparse.Namespace) -> None:
-    config = TextCurationConfig(
-        pool=args.pool, metadata=args.metadata, out=args.out, mode=args.mode,
-        balance=cli.balance_config(args), ingest=cli.ingest_config(args),
-        url_col=args.url_col, caption_col=args.caption_col, uid_col=args.uid_col, force=args.force)
+    config = configs.text_curation_config(args)
     manifests = curate_text(get_spark("metacurate-curate-text", args.master), config)
     print(format_summary(Path(args.out), manifests))
 
 
 def ingest_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-ingest", args.master)
-    manifest = run_ingest(spark, args.pool, Path(args.out), cli.ingest_config(args), args.url_col,
+    manifest = run_ingest(spark, args.pool, Path(args.out), configs.ingest_config(args), args.url_col,
                           args.caption_col, args.uid_col, force=args.force)
     _print_summary(args.out, "ingest", manifest)
 
@@ -56,14 +66,12 @@ def count_command(args: argparse.Namespace) -> None:
 def balance_command(args: argparse.Namespace) -> None:
     entries = load_entries(args.metadata)
     spark = get_spark("metacurate-balance", args.master)
-    manifest = run_balance(spark, Path(args.out), entries, cli.balance_config(args), force=args.force)
+    manifest = run_balance(spark, Path(args.out), entries, configs.balance_config(args), force=args.force)
     _print_summary(args.out, "balance", manifest)
 
 
 def mine_bigrams_command(args: argparse.Namespace) -> None:
-    if args.min_count < 1:
-        raise UserInputError("--min-count must be at least 1")
-    thresholds = BigramThresholds(min_count=args.min_count, min_pmi=args.min_pmi)
+    thresholds = configs.bigram_thresholds(args)
     spark = get_spark("metacurate-mine-bigrams", args.master)
     manifest = run_mine_bigrams(spark, args.corpus, Path(args.out), thresholds, args.caption_col, force=args.force)
     print(f"{args.out}: {manifest['bigrams_mined']:,} bigrams from {manifest['rows_out']:,} distinct captions "
@@ -71,64 +79,36 @@ def mine_bigrams_command(args: argparse.Namespace) -> None:
 
 
 def download_command(args: argparse.Namespace) -> None:
-    from pipeline.image.download import DownloadOptions, run_download
-
     spark = get_spark("metacurate-download", args.master)
     local = spark.sparkContext.master.startswith("local")
-    options = DownloadOptions(
-        image_size=args.image_size, resize_mode=args.resize_mode, resize_only_if_bigger=args.resize_only_if_bigger,
-        encode_format=args.encode_format, encode_quality=args.encode_quality, skip_reencode=args.skip_reencode,
-        processes_count=args.processes or spark.sparkContext.defaultParallelism, thread_count=args.threads,
-        timeout=args.timeout, retries=args.retries, number_sample_per_shard=args.samples_per_shard,
-        # In local mode img2dataset's own process pool is the leanest; on a cluster its Spark distributor
-        # runs the shards on the executors through this job's session.
-        distributor="multiprocessing" if local else "pyspark")
+    options = configs.download_options(args, spark.sparkContext.defaultParallelism, local)
     manifest = run_download(Path(args.out), options, retry_failed=args.retry_failed, force=args.force)
     _print_summary(args.out, "download", manifest)
 
 
 def validate_command(args: argparse.Namespace) -> None:
-    from pipeline.image.check import ImageLimits
-    from pipeline.spark.validate import run_validate
-
-    if not 0 <= args.max_phash_distance <= 64:
-        raise UserInputError("--max-phash-distance must be between 0 and 64")
-    limits = ImageLimits(min_side=args.min_side, max_aspect=args.max_aspect, max_pixels=args.max_pixels)
+    limits = configs.image_limits(args)
     spark = get_spark("metacurate-validate", args.master)
     manifest = run_validate(spark, Path(args.out), limits, args.max_phash_distance, force=args.force)
     _print_summary(args.out, "validate", manifest)
 
 
 def rebalance_command(args: argparse.Namespace) -> None:
-    from pipeline.spark.rebalance import run_rebalance
-
     spark = get_spark("metacurate-rebalance", args.master)
-    manifest = run_rebalance(spark, Path(args.out), cli.balance_config(args), force=args.force)
+    manifest = run_rebalance(spark, Path(args.out), configs.balance_config(args), force=args.force)
     _print_summary(args.out, "rebalance", manifest)
 
 
 def write_shards_command(args: argparse.Namespace) -> None:
-    from pipeline.spark.shards import run_write_shards
-
-    if args.samples_per_shard < 1:
-        raise UserInputError("--samples-per-shard must be at least 1")
+    per_shard = configs.samples_per_shard(args)
     spark = get_spark("metacurate-write-shards", args.master)
-    manifest = run_write_shards(spark, Path(args.run), Path(args.out), args.samples_per_shard, force=args.force)
+    manifest = run_write_shards(spark, Path(args.run), Path(args.out), per_shard, force=args.force)
     state = "skipped (current)" if manifest["skipped"] else f"{manifest['wall_seconds']:.1f}s"
     print(f"{Path(args.out).resolve()}: {manifest['rows_out']:,} samples in {manifest['shards']} shards [{state}]")
 
 
 def demo_images_command(args: argparse.Namespace) -> None:
     """Text curation, download, validation, rebalance and shards of the offline demo pool, in one session."""
-    import tempfile
-
-    from pipeline.experiments.demo import demo_files, write_demo_pool
-    from pipeline.image.download import DownloadOptions
-    from pipeline.experiments.image_server import ImageServer
-    from pipeline.image.check import ImageLimits
-    from pipeline.spark.balance import BalanceConfig
-    from pipeline.spark.curate import ImageCurationConfig, curate_images
-
     run = Path(args.out)
     spark = get_spark("metacurate-demo-images", args.master)
     balance = BalanceConfig(t=args.t, seed=0)
@@ -148,15 +128,7 @@ def demo_images_command(args: argparse.Namespace) -> None:
 
 def experiment_data_command(args: argparse.Namespace) -> None:
     """The pool of the closed-loop experiment, curated (DIR/curated/shards) and raw (DIR/raw/download)."""
-    from pipeline.clip.evaluate import read_classes
-    from pipeline.experiments.longtail import LongTailDesign
-    from pipeline.experiments.study import arm_shards
-    from pipeline.spark.experiment import ExperimentData, prepare_experiment
-
-    if not Path(args.photos).exists():
-        raise UserInputError(f"{args.photos}: labelled photos not found (CIFAR-10's train tar or class folders)")
-    design = LongTailDesign(head_rows=args.head_rows, imbalance=args.imbalance, head_copy_share=args.copy_share,
-                            no_class_share=args.no_class_share, seed=args.pool_seed)
+    design = configs.long_tail_design(args)
     data = ExperimentData(design=design, labelled=Path(args.photos), classes=tuple(read_classes(args.classes)),
                           metadata=args.metadata, t=args.t, force=args.force)
     run = Path(args.out)
@@ -172,18 +144,13 @@ def experiment_data_command(args: argparse.Namespace) -> None:
 
 
 def embed_command(args: argparse.Namespace) -> None:
-    from pipeline.spark.embed import EmbedConfig, run_embed
-
-    config = EmbedConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-                         batch_size=args.batch_size)
+    config = configs.embed_config(args)
     manifest = run_embed(get_spark("metacurate-embed", args.master), Path(args.out), config, force=args.force)
     _print_summary(args.out, "embed", manifest)
 
 
 def dedup_command(args: argparse.Namespace) -> None:
-    from pipeline.spark.dedup import DedupConfig, run_dedup
-
-    config = DedupConfig(eps=tuple(sorted(set(args.eps))), clusters=args.clusters, seed=args.seed)
+    config = configs.dedup_config(args)
     manifest = run_dedup(get_spark("metacurate-dedup", args.master), Path(args.out), config, force=args.force)
     _print_summary(args.out, "dedup", manifest)
     for eps, kept in manifest["kept_per_eps"].items():

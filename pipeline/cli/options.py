@@ -1,16 +1,26 @@
-"""Shared command-line pieces of the jobs: common options, and user errors as one line, not a traceback."""
+"""The jobs' option groups. Every default is read from the config dataclass it fills (see configs.py), so each
+default is written once, beside the core that uses it."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Callable
 
 from pipeline import REPO
-from pipeline.errors import UserInputError, run_job
+from pipeline.errors import run_job
+from pipeline.experiments.longtail import LongTailDesign
+from pipeline.image.check import ImageLimits
+from pipeline.image.download import DownloadOptions
+from pipeline.image.neardup import MAX_PHASH_DISTANCE
+from pipeline.image.shards import SAMPLES_PER_SHARD
+from pipeline.semantic.embedding import EmbedConfig
+from pipeline.semantic.semdedup import DedupConfig
+from pipeline.text.balancing import BalanceConfig
+from pipeline.text.ingest import DEDUP_COLUMNS, IngestConfig
+from pipeline.text.matching import DEFAULT_MODE, MODES
 from pipeline.text.pool import SAMPLE_POOL
+from pipeline.vocab.bigrams import BigramThresholds
 from pipeline.vocab.entries import SHIPPED_VOCABULARY
-
 
 
 def add_pool_options(parser: argparse.ArgumentParser) -> None:
@@ -19,37 +29,40 @@ def add_pool_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url-col", help="url column (default: url/URL found automatically)")
     parser.add_argument("--caption-col", help="caption column (default: caption/TEXT found automatically)")
     parser.add_argument("--uid-col", help="the pool's own id column (default: uid/key if present)")
-    parser.add_argument("--max-caption-bytes", type=int, default=4096,
-                        help="longer captions are rejected (default 4096)")
-    parser.add_argument("--dedup", choices=("url_caption", "url", "none"), default="url_caption",
-                        help="exact duplicates to drop at ingest (default: same url and caption)")
+    ingest = IngestConfig()
+    parser.add_argument("--max-caption-bytes", type=int, default=ingest.max_caption_bytes,
+                        help=f"longer captions are rejected (default {ingest.max_caption_bytes})")
+    parser.add_argument("--dedup", choices=(*DEDUP_COLUMNS, "none"), default=ingest.dedup_key,
+                        help=f"exact duplicates to drop at ingest (default: {ingest.dedup_key})")
 
 
 def add_metadata_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata", default=str(SHIPPED_VOCABULARY),
                         help="vocabulary: JSON list or one entry per line, optionally .gz")
-    parser.add_argument("--mode", choices=("default", "metaclip"), default="default",
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                         help="matching semantics (metaclip = MetaCLIP v1 exactly)")
 
 
 def add_balance_options(parser: argparse.ArgumentParser) -> None:
+    balance = BalanceConfig()
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--t", type=float, help="per-entry cap t (default 20000, MetaCLIP 400M)")
+    group.add_argument("--t", type=float, help=f"per-entry cap t (default {balance.t:g}, MetaCLIP 400M)")
     group.add_argument("--target-size", type=int, help="solve t so the expected selection has this size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hash draws")
+    parser.add_argument("--seed", type=int, default=balance.seed, help="seed of the hash draws")
 
 
 def add_bigram_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", action="append", required=True,
                         help="pool file or directory whose captions are mined (repeat for several)")
     parser.add_argument("--caption-col", help="caption column (default: caption/TEXT found automatically)")
-    parser.add_argument("--min-count", type=int, default=3, help="times a pair must occur (default 3)")
-    parser.add_argument("--min-pmi", type=float, default=8.0, help="least log2 PMI of a pair (default 8)")
+    thresholds = BigramThresholds()
+    parser.add_argument("--min-count", type=int, default=thresholds.min_count,
+                        help=f"times a pair must occur (default {thresholds.min_count})")
+    parser.add_argument("--min-pmi", type=float, default=thresholds.min_pmi,
+                        help=f"least log2 PMI of a pair (default {thresholds.min_pmi:g})")
 
 
 def add_download_options(parser: argparse.ArgumentParser) -> None:
-    from pipeline.image.download import DownloadOptions
-
     defaults = DownloadOptions()
     group = parser.add_argument_group("img2dataset options")
     group.add_argument("--image-size", type=int, default=defaults.image_size)
@@ -69,29 +82,35 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_validate_options(parser: argparse.ArgumentParser) -> None:
+    limits = ImageLimits()
     group = parser.add_argument_group("image limits (defaults: DataComp's basic filter)")
-    group.add_argument("--min-side", type=int, default=200, help="shorter side of the source image (default 200)")
-    group.add_argument("--max-aspect", type=float, default=3.0, help="longer over shorter side (default 3)")
-    group.add_argument("--max-pixels", type=int, default=178_956_970, help="larger images are rejected")
-    group.add_argument("--max-phash-distance", type=int, default=6,
+    group.add_argument("--min-side", type=int, default=limits.min_side,
+                       help=f"shorter side of the source image (default {limits.min_side})")
+    group.add_argument("--max-aspect", type=float, default=limits.max_aspect,
+                       help=f"longer over shorter side (default {limits.max_aspect:g})")
+    group.add_argument("--max-pixels", type=int, default=limits.max_pixels, help="larger images are rejected")
+    group.add_argument("--max-phash-distance", type=int, default=MAX_PHASH_DISTANCE,
                        help="images whose perceptual hashes differ in at most this many of 64 bits are "
-                            "near-duplicates (default 6; 0 = identical hash)")
+                            f"near-duplicates (default {MAX_PHASH_DISTANCE}; 0 = identical hash)")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    embed = EmbedConfig()
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="metacurate-tiny", help="open_clip model name (default: the bundled tiny one)")
+    group.add_argument("--model", default=embed.model, help=f"open_clip model name (default: {embed.model})")
     weights = group.add_mutually_exclusive_group()
     weights.add_argument("--pretrained", help="open_clip pretrained tag, where this machine can load it")
     weights.add_argument("--checkpoint", help="a checkpoint of the bundled trainer")
-    group.add_argument("--batch-size", type=int, default=256)
+    group.add_argument("--batch-size", type=int, default=embed.batch_size)
 
 
 def add_dedup_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--eps", type=float, nargs="+", default=[0.05],
+    dedup = DedupConfig()
+    parser.add_argument("--eps", type=float, nargs="+", default=list(dedup.eps),
                         help="remove samples more similar than 1 - eps to a kept one; several values in one run")
-    parser.add_argument("--clusters", type=int, default=100, help="k-means clusters (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clusters", type=int, default=dedup.clusters,
+                        help=f"k-means clusters (default {dedup.clusters})")
+    parser.add_argument("--seed", type=int, default=dedup.seed)
 
 
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
@@ -100,8 +119,6 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
-    from pipeline.experiments.longtail import LongTailDesign
-
     design = LongTailDesign()
     add_metadata_options(parser)
     parser.add_argument("--t", type=float, default=300, help="per-entry cap of both balances (default 300)")
@@ -133,7 +150,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory with download, validate and rebalance")
     parser.add_argument("--out", required=True, help="folder of the webdataset shards")
-    parser.add_argument("--samples-per-shard", type=int, default=10_000)
+    parser.add_argument("--samples-per-shard", type=int, default=SAMPLES_PER_SHARD)
     add_engine_options(parser)
 
 
@@ -148,22 +165,3 @@ def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentPa
         run_options(parser)
     args = parser.parse_args()
     run_job(lambda: command(args))
-
-
-def ingest_config(args: argparse.Namespace):
-    from pipeline.text.ingest import IngestConfig
-
-    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup)
-
-
-def balance_config(args: argparse.Namespace):
-    from pipeline.spark.balance import BalanceConfig
-
-    if args.target_size is not None:
-        if args.target_size <= 0:
-            raise UserInputError("--target-size must be positive")
-        return BalanceConfig(t=None, target_size=args.target_size, seed=args.seed)
-    t = 20000.0 if args.t is None else args.t
-    if t <= 0:
-        raise UserInputError("--t must be positive")
-    return BalanceConfig(t=t, seed=args.seed)

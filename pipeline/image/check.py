@@ -46,10 +46,10 @@ def hamming(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What a kept image must satisfy; DataComp's basic filter uses min_side=200, max_aspect=3."""
+    """What a kept image must satisfy; the defaults are DataComp's basic filter (shorter side 200, aspect 3)."""
 
-    min_side: int = 0
-    max_aspect: float = float("inf")
+    min_side: int = 200
+    max_aspect: float = 3.0
     max_pixels: int = 178_956_970  # PIL's own decompression-bomb limit
 
 

@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+# Hashes at most this many bits apart are near-duplicates: DCT pHash of a resized or recompressed copy.
+MAX_PHASH_DISTANCE = 6
 BANDS = 4
 BAND_BITS = 64 // BANDS
 _BAND_MASK = (1 << BAND_BITS) - 1

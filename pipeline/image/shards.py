@@ -14,6 +14,7 @@ from typing import Iterable
 
 import pyarrow as pa
 
+SAMPLES_PER_SHARD = 10_000  # webdataset's usual shard size: a few hundred MB of 256 px JPEGs
 INDEX_SCHEMA = pa.schema([("uid", pa.string()), ("shard", pa.string()), ("bytes", pa.int64())])
 
 

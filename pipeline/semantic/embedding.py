@@ -15,6 +15,16 @@ import numpy as np
 from pipeline.clip.models import load_model
 
 
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Which open_clip model embeds: a name, and a pretrained tag or a trainer checkpoint."""
+
+    model: str = "metacurate-tiny"
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    batch_size: int = 256
+
+
 @dataclass
 class Embedder:
     name: str

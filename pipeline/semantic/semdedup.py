@@ -20,6 +20,16 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from pipeline.errors import UserInputError
 
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """SemDeDup's settings: a sample closer than 1 - eps to a kept one goes; several eps in one run."""
+
+    eps: tuple[float, ...] = (0.05,)
+    clusters: int = 100  # k-means clusters
+    seed: int = 0
+
+
 DEDUP_SCHEMA = pa.schema([
     ("uid", pa.string()), ("cluster", pa.int32()), ("status", pa.string()), ("duplicate_of", pa.string()),
     ("similarity", pa.float32()), ("eps", pa.float64()),

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline.text.balancing import entry_probabilities, keep_mask, keep_probabilities, solve_t_with
+from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
                              write_json_atomic)
@@ -28,13 +28,6 @@ SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("capt
 _EXPECTED = pa.schema([("expected", pa.float64())])
 
 
-@dataclass(frozen=True)
-class BalanceConfig:
-    """Either t (MetaCLIP: 20k for 400M from 1.6B) or a target size to solve t for; a seed for the draws."""
-
-    t: float | None = 20000.0
-    target_size: int | None = None
-    seed: int = 0
 
 
 def _decide(probs_broadcast, seed: int):

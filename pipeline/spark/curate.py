@@ -8,15 +8,19 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline.image.download import DownloadOptions
 from pipeline.image.check import ImageLimits
-from pipeline.text.ingest import IngestConfig
-from pipeline.vocab.entries import entries_fingerprint, load_entries
+from pipeline.image.download import DownloadOptions
+from pipeline.image.neardup import MAX_PHASH_DISTANCE
+from pipeline.image.shards import SAMPLES_PER_SHARD
 from pipeline.run.stages import STAGES
-from pipeline.spark.balance import BalanceConfig, run_balance
+from pipeline.spark.balance import run_balance
 from pipeline.spark.count import run_count
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
+from pipeline.text.balancing import BalanceConfig
+from pipeline.text.ingest import IngestConfig
+from pipeline.text.matching import DEFAULT_MODE
+from pipeline.vocab.entries import entries_fingerprint, load_entries
 
 
 
@@ -27,7 +31,7 @@ class TextCurationConfig:
     pool: str
     metadata: str
     out: str
-    mode: str = "default"
+    mode: str = DEFAULT_MODE
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     url_col: str | None = None
@@ -54,8 +58,8 @@ def curate_text(spark: SparkSession, config: TextCurationConfig) -> dict[str, di
 class ImageCurationConfig:
     download: DownloadOptions = field(default_factory=DownloadOptions)
     limits: ImageLimits = field(default_factory=ImageLimits)
-    max_phash_distance: int = 6
-    samples_per_shard: int = 10_000
+    max_phash_distance: int = MAX_PHASH_DISTANCE
+    samples_per_shard: int = SAMPLES_PER_SHARD
 
 
 def curate_images(spark: SparkSession, run_dir: Path, balance: BalanceConfig, config: ImageCurationConfig,

@@ -7,7 +7,7 @@ does not depend on the partitioning; each cluster is deduplicated by one task.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.semantic.semdedup import (DEDUP_SCHEMA, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
+from pipeline.semantic.semdedup import (DEDUP_SCHEMA, DedupConfig, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
                             normalized, spherical_kmeans)
 from pipeline.errors import UserInputError
 from pipeline.hashing import uid_words, uniform_draws
@@ -29,11 +29,6 @@ _ASSIGNED = pa.schema([("uid", pa.string()), ("cluster", pa.int32()), ("centroid
                        ("vector", pa.binary())])
 
 
-@dataclass(frozen=True)
-class DedupConfig:
-    eps: tuple[float, ...] = (0.05,)
-    clusters: int = 100
-    seed: int = 0
 
 
 def _read_vectors(path: str) -> tuple[list[str], np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
 from pipeline.image.download import finished_shards
+from pipeline.semantic.embedding import EmbedConfig
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
@@ -26,12 +27,6 @@ _COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("de
 _EMBEDDERS: dict = {}  # one model per Python worker and configuration
 
 
-@dataclass(frozen=True)
-class EmbedConfig:
-    model: str = "metacurate-tiny"
-    pretrained: str | None = None
-    checkpoint: str | None = None
-    batch_size: int = 256
 
 
 def _embedder(config: EmbedConfig):

@@ -20,7 +20,7 @@ from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.experiments.longtail import LongTailDesign, write_pool
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
-from pipeline.spark.balance import BalanceConfig
+from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def prepare_experiment(spark: SparkSession, run: Path, data: ExperimentData) -> 
     pool = write_pool(run, data.design, data.labelled, data.classes, force=data.force)
     parallelism = spark.sparkContext.defaultParallelism
     balance = BalanceConfig(t=data.t, seed=0)
-    images = ImageCurationConfig(download=download_options(parallelism, 250), limits=ImageLimits(min_side=0),
+    images = ImageCurationConfig(download=download_options(parallelism, 250), limits=ImageLimits(min_side=0, max_aspect=float("inf")),
                                  samples_per_shard=250)
     pool_stage = STAGES["pool"]
     labels = pq.read_table(pool_stage.file(run, "labels"), columns=["url", "caption", "name"])

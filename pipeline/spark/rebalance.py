@@ -17,7 +17,8 @@ from pipeline.text.balancing import entry_probabilities
 from pipeline.text.counting import counts_table
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
-from pipeline.spark.balance import BalanceConfig, balance_into, solve_t
+from pipeline.spark.balance import balance_into, solve_t
+from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.count import entry_counts
 
 REBALANCE, COUNT = STAGES["rebalance"], STAGES["count"]  # its `_entry_counts` file: readers of the rows skip it

@@ -8,12 +8,22 @@ Python list of lists, an Arrow column and a Spark Arrow batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.hashing import uid_words, uniform_draws
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """Either t (MetaCLIP: 20k for 400M from 1.6B) or a target size to solve t for; a seed for the draws."""
+
+    t: float | None = 20000.0
+    target_size: int | None = None
+    seed: int = 0
 
 
 def entry_probabilities(counts, t: float) -> np.ndarray:

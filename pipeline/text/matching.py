@@ -22,7 +22,8 @@ import wordfreq
 
 from pipeline.errors import UserInputError
 
-MODES = ("default", "metaclip")
+DEFAULT_MODE = "default"
+MODES = (DEFAULT_MODE, "metaclip")
 
 _METACLIP_WRAPPED = (",", ".", ";", ":", "?", "!", "`")
 _METACLIP_SPACED = ("\t", "\n", "\r")

@@ -1,0 +1,86 @@
+"""Parsed arguments become the configs of the cores, here and nowhere else; values a config cannot hold are
+refused with the option's name."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.errors import UserInputError
+from pipeline.experiments.longtail import LongTailDesign
+from pipeline.image.check import ImageLimits
+from pipeline.image.download import DownloadOptions
+from pipeline.semantic.embedding import EmbedConfig
+from pipeline.semantic.semdedup import DedupConfig
+from pipeline.spark.curate import TextCurationConfig
+from pipeline.text.balancing import BalanceConfig
+from pipeline.text.ingest import IngestConfig
+from pipeline.vocab.bigrams import BigramThresholds
+
+
+def ingest_config(args: argparse.Namespace) -> IngestConfig:
+    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup)
+
+
+def balance_config(args: argparse.Namespace) -> BalanceConfig:
+    if args.target_size is not None:
+        if args.target_size <= 0:
+            raise UserInputError("--target-size must be positive")
+        return BalanceConfig(t=None, target_size=args.target_size, seed=args.seed)
+    if args.t is None:
+        return BalanceConfig(seed=args.seed)
+    if args.t <= 0:
+        raise UserInputError("--t must be positive")
+    return BalanceConfig(t=args.t, seed=args.seed)
+
+
+def text_curation_config(args: argparse.Namespace) -> TextCurationConfig:
+    return TextCurationConfig(
+        pool=args.pool, metadata=args.metadata, out=args.out, mode=args.mode, balance=balance_config(args),
+        ingest=ingest_config(args), url_col=args.url_col, caption_col=args.caption_col, uid_col=args.uid_col,
+        force=args.force)
+
+
+def bigram_thresholds(args: argparse.Namespace) -> BigramThresholds:
+    if args.min_count < 1:
+        raise UserInputError("--min-count must be at least 1")
+    return BigramThresholds(min_count=args.min_count, min_pmi=args.min_pmi)
+
+
+def download_options(args: argparse.Namespace, parallelism: int, local: bool) -> DownloadOptions:
+    return DownloadOptions(
+        image_size=args.image_size, resize_mode=args.resize_mode, resize_only_if_bigger=args.resize_only_if_bigger,
+        encode_format=args.encode_format, encode_quality=args.encode_quality, skip_reencode=args.skip_reencode,
+        processes_count=args.processes or parallelism, thread_count=args.threads,
+        timeout=args.timeout, retries=args.retries, number_sample_per_shard=args.samples_per_shard,
+        # In local mode img2dataset's own process pool is the leanest; on a cluster its Spark distributor
+        # runs the shards on the executors through the job's session.
+        distributor="multiprocessing" if local else "pyspark")
+
+
+def image_limits(args: argparse.Namespace) -> ImageLimits:
+    if not 0 <= args.max_phash_distance <= 64:
+        raise UserInputError("--max-phash-distance must be between 0 and 64")
+    return ImageLimits(min_side=args.min_side, max_aspect=args.max_aspect, max_pixels=args.max_pixels)
+
+
+def samples_per_shard(args: argparse.Namespace) -> int:
+    if args.samples_per_shard < 1:
+        raise UserInputError("--samples-per-shard must be at least 1")
+    return args.samples_per_shard
+
+
+def embed_config(args: argparse.Namespace) -> EmbedConfig:
+    return EmbedConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                       batch_size=args.batch_size)
+
+
+def dedup_config(args: argparse.Namespace) -> DedupConfig:
+    return DedupConfig(eps=tuple(sorted(set(args.eps))), clusters=args.clusters, seed=args.seed)
+
+
+def long_tail_design(args: argparse.Namespace) -> LongTailDesign:
+    if not Path(args.photos).exists():
+        raise UserInputError(f"{args.photos}: labelled photos not found (CIFAR-10's train tar or class folders)")
+    return LongTailDesign(head_rows=args.head_rows, imbalance=args.imbalance, head_copy_share=args.copy_share,
+                          no_class_share=args.no_class_share, seed=args.pool_seed)
