@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test bench clean
+.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -90,8 +90,11 @@ browser:
 		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
 		echo "could not install Debian's chromium: the report tests will say so"
 
-test: install browser
+test: install browser ## the full suite, as CI runs it
 	$(PYTHON) -m pytest -q
+
+test-fast: install ## unit tests only (no Spark, cluster, torchrun, notebook or browser): the edit-test loop
+	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install
 	$(PYTHON) -m bench.text_curation

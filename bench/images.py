@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer, unpack_jpegs
 from pipeline.image.check import ImageLimits, inspect_image
+from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

@@ -88,9 +88,9 @@ def million_pool(pool: pa.Table, rows: int, directory: Path, files: int = 16) ->
 
 
 def bench_spark(pool_dir: Path, rows: int, entries_rate: float, cores: int) -> dict:
-    from pipeline.text.balancing import BalanceConfig
     from pipeline.spark.curate import TextCurationConfig, curate_text
     from pipeline.spark.session import get_spark
+    from pipeline.text.balancing import BalanceConfig
 
     spark = get_spark("metacurate-bench", f"local[{cores}]")
 

@@ -1,33 +1,50 @@
-"""Shared fixtures: one local SparkSession per test session, the shipped vocabulary, the real captions."""
+"""Shared fixtures: one local SparkSession per test session, the shipped vocabulary, the real captions, the
+offline image demo, a standalone Spark cluster on 127.0.0.1. Also the suite's own rules: a test that uses a
+fixture which starts Spark, a cluster or a whole demo run is marked slow, and skipped real-data tests are
+counted in the summary."""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
+import signal
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
-LAION = SHARED / "captions" / "laion_style_10k.parquet"
-CC3M = SHARED / "captions" / "cc3m_val.tsv"
-VOCAB = REPO / "metadata" / "vocab.txt.gz"
+from tests.helpers import (
+    BIN,
+    ENV,
+    NO_SHARED_DATA,
+    REPO,
+    SHARED,
+    VOCAB,
+    free_port,
+    real_captions,
+    require_shared_data,
+    submit,
+)
 
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which checks online
+# Fixtures that start Spark (a session, spark-submit, a cluster) or run a whole demo: their users are slow tests.
+SLOW_FIXTURES = {"spark", "demo_run", "demo_training", "standalone_cluster"}
 
 
-def real_captions() -> list[str]:
-    """Every caption of both real caption files (the laion file has a few nulls, left out here)."""
-    if not LAION.exists():
-        pytest.skip("../shared/data is not beside the repo")
-    laion = [text for text in pq.read_table(LAION, columns=["TEXT"]).column("TEXT").to_pylist() if text]
-    with open(CC3M, encoding="utf-8") as lines:
-        cc3m = [line.rstrip("\n").split("\t")[0] for line in lines]
-    return laion + cc3m
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A green run without ../shared/data must not pass for a full one: say how many real-data tests skipped."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if NO_SHARED_DATA in str(report.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} real-data tests SKIPPED: {NO_SHARED_DATA}", red=True,
+                                   bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +72,7 @@ def spark():
 def cifar_images(tmp_path_factory) -> dict[str, Path]:
     """The first 40 CIFAR-10 training JPEGs, as served names -> files."""
     archive = SHARED / "images" / "cifar10_train.tar.gz"
-    if not archive.exists():
-        pytest.skip("../shared/data is not beside the repo")
+    require_shared_data(archive)
     from pipeline.experiments.image_server import unpack_jpegs
 
     return unpack_jpegs(archive, tmp_path_factory.mktemp("cifar"), 40)
@@ -65,10 +81,8 @@ def cifar_images(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> tuple[Path, str]:
     """The offline image demo (jobs/demo_images.py via spark-submit) run once: its folder and stdout."""
-    from test_jobs import submit
-
     out = tmp_path_factory.mktemp("demo") / "run"
-    result = submit(str(Path(__file__).resolve().parent.parent / "jobs" / "demo_images.py"), "--out", str(out))
+    result = submit(str(REPO / "jobs" / "demo_images.py"), "--out", str(out))
     return out, result.stdout
 
 
@@ -84,3 +98,34 @@ def demo_training(demo_run, tmp_path_factory) -> Path:
                       log_every=2), out,
           zero_shot=ZeroShotEval(REPO / "data" / "cifar10_classes.txt", labelled, every=5))
     return out
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    port, ui, worker_ui = free_port(), free_port(), free_port()
+    spark_class = str(BIN / "spark-class")
+    env = {**ENV, "SPARK_LOG_DIR": str(tmp_path), "SPARK_WORKER_DIR": str(tmp_path / "work")}
+    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(ui)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                               "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui),
+                               f"spark://127.0.0.1:{port}"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as reply:
+                    if json.load(reply).get("aliveworkers", 0) >= 1:
+                        break
+            except (OSError, ValueError):  # not listening yet, or still starting: an HTML page, not JSON
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the standalone worker did not register with the master")
+        yield f"spark://127.0.0.1:{port}", ui
+    finally:
+        for process in (worker, master):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)

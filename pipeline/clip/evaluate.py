@@ -19,8 +19,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
 from pipeline.errors import UserInputError
+from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
 
 TEMPLATES = (
     "a photo of a {}.", "a blurry photo of a {}.", "a low resolution photo of the {}.", "a close-up photo of a {}.",

@@ -12,8 +12,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserInputError
 from pipeline.clip.torch_compat import prepare_torchvision
+from pipeline.errors import UserInputError
 
 
 def _register_project_configs() -> None:

@@ -25,8 +25,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, fingerprint, read_manifest, run_stage,
-                             write_json_atomic)
+from pipeline.run.directory import (
+    MANIFEST,
+    REJECT_SCHEMA,
+    REJECTS,
+    StageResult,
+    fingerprint,
+    read_manifest,
+    run_stage,
+    write_json_atomic,
+)
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 
 DOWNLOAD, BALANCE = STAGES["download"], STAGES["balance"]

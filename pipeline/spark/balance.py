@@ -14,13 +14,21 @@ import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
-from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
-from pipeline.run.directory import (MANIFEST, REJECT_SCHEMA, REJECTS, StageResult, read_manifest, run_stage, staged_dir,
-                             write_json_atomic)
+from pipeline.run.directory import (
+    MANIFEST,
+    REJECT_SCHEMA,
+    REJECTS,
+    StageResult,
+    read_manifest,
+    run_stage,
+    staged_dir,
+    write_json_atomic,
+)
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl, work_dir
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
+from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 
 BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),

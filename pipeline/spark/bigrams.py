@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.text import pool
-from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_candidates
-from pipeline.text.ingest import IngestConfig
 from pipeline.run.directory import REJECTS, StageResult, file_identity, run_stage
 from pipeline.run.stages import STAGES
 from pipeline.spark.ingest import read_pool
 from pipeline.spark.outputs import ddl, materialize, reason_counts, reject_columns, work_dir
+from pipeline.text import pool
+from pipeline.text.ingest import IngestConfig
+from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_candidates
 
 BIGRAMS = STAGES["bigrams"]
 # A word has right = null; a pair has both.

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
-from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 
 COUNT = STAGES["count"]
 

@@ -23,7 +23,6 @@ from pipeline.text.matching import DEFAULT_MODE
 from pipeline.vocab.entries import entries_fingerprint, load_entries
 
 
-
 @dataclass(frozen=True)
 class TextCurationConfig:
     """Everything a text curation run depends on."""

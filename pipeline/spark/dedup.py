@@ -15,12 +15,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.semantic.semdedup import (DEDUP_SCHEMA, DedupConfig, POINTS_PER_CENTROID, assign, cluster_rows, eps_list, faiss_device,
-                            normalized, spherical_kmeans)
 from pipeline.errors import UserInputError
 from pipeline.hashing import uid_words, uniform_draws
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
+from pipeline.semantic.semdedup import (
+    DEDUP_SCHEMA,
+    POINTS_PER_CENTROID,
+    DedupConfig,
+    assign,
+    cluster_rows,
+    eps_list,
+    faiss_device,
+    normalized,
+    spherical_kmeans,
+)
 from pipeline.spark.outputs import ddl
 
 DEDUP, EMBED = STAGES["dedup"], STAGES["embed"]

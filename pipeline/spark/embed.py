@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
 from pipeline.image.download import finished_shards
-from pipeline.semantic.embedding import EmbedConfig
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
+from pipeline.semantic.embedding import EmbedConfig
 from pipeline.spark.outputs import ddl
 
 EMBED, DOWNLOAD = STAGES["embed"], STAGES["download"]

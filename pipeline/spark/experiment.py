@@ -15,13 +15,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
-from pipeline.image.check import ImageLimits
 from pipeline.experiments.longtail import LongTailDesign, write_pool
+from pipeline.image.check import ImageLimits
+from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
-from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
+from pipeline.text.balancing import BalanceConfig
+
 
 @dataclass(frozen=True)
 class ExperimentData:

@@ -20,14 +20,21 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.text import pool
-from pipeline.text.ingest import (ROW_SCHEMA, IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes,
-                             key_hashes_schema)
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, file_identity, run_stage
 from pipeline.run.stages import STAGES
 from pipeline.spark.outputs import ddl, work_dir, write_split
 from pipeline.spark.session import spread
 from pipeline.spark.task_writes import conform, write_from_tasks
+from pipeline.text import pool
+from pipeline.text.ingest import (
+    ROW_SCHEMA,
+    IngestConfig,
+    any_repeat,
+    canonicalize,
+    duplicate_keys,
+    key_hashes,
+    key_hashes_schema,
+)
 
 INGEST = STAGES["ingest"]
 OUTPUT_COLUMNS = ROW_SCHEMA.names

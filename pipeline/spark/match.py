@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
-from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
-from pipeline.text.matching import Matcher
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
+from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
+from pipeline.text.matching import Matcher
 
 MATCH = STAGES["match"]  # its partial counts sit in a `_` folder, which readers of the matched rows skip
 MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),

@@ -13,13 +13,12 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.text.balancing import entry_probabilities
-from pipeline.text.counting import counts_table
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.balance import balance_into, solve_t
-from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.count import entry_counts
+from pipeline.text.balancing import BalanceConfig, entry_probabilities
+from pipeline.text.counting import counts_table
 
 REBALANCE, COUNT = STAGES["rebalance"], STAGES["count"]  # its `_entry_counts` file: readers of the rows skip it
 

@@ -11,10 +11,9 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.image.download import STATUS
+from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
-from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
 from pipeline.spark.outputs import ddl
 
 SHARDS, REBALANCE, VALIDATE, DOWNLOAD = (STAGES[name] for name in ("shards", "rebalance", "validate", "download"))

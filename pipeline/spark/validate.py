@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipeline.image.download import finished_shards
 from pipeline.image.check import ImageLimits, inspect_image
+from pipeline.image.download import finished_shards
 from pipeline.image.neardup import BAND_BITS, BANDS, duplicate_groups, losers
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream

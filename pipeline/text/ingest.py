@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.hashing import content_uid, pool_uid
-from pipeline.text.pool import RawBatch
 from pipeline.run.directory import REJECT_SCHEMA
+from pipeline.text.pool import RawBatch
 
 DEDUP_KEYS = ("url_caption", "url", "none")
 

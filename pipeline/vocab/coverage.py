@@ -59,8 +59,7 @@ def pool_captions(path: str) -> Iterator[str]:
 
 def main() -> None:
     from pipeline.errors import run_job
-    from pipeline.vocab.entries import SHIPPED_VOCABULARY
-    from pipeline.vocab.entries import load_entries
+    from pipeline.vocab.entries import SHIPPED_VOCABULARY, load_entries
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metadata", default=str(SHIPPED_VOCABULARY))

@@ -90,9 +90,9 @@ def wordfreq_unigrams(limit: int | None = None) -> Source:
 
 def mined_bigrams(directory: Path, limit: int | None = None) -> Source:
     """The bigrams written by the mining job (jobs/mine_bigrams.py), highest PMI first."""
-    from pipeline.vocab.bigrams import BIGRAM_SCHEMA, sort_bigrams
     from pipeline.run.directory import MANIFEST
     from pipeline.run.stages import STAGES
+    from pipeline.vocab.bigrams import BIGRAM_SCHEMA, sort_bigrams
 
     path = Path(directory) / STAGES["bigrams"].files["bigrams"]
     if not (Path(directory) / MANIFEST).is_file() or not path.is_file():

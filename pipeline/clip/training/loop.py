@@ -186,8 +186,8 @@ class Trainer:
 
     def _evaluate_zero_shot(self) -> None:
         """Rank 0 measures; the other ranks wait for it at their next collective."""
-        from pipeline.semantic.embedding import as_embedder
         from pipeline.clip.evaluate import zero_shot_on
+        from pipeline.semantic.embedding import as_embedder
 
         if self.zero_shot_set is None:
             return

@@ -16,20 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
-from test_download import OPTIONS
 
-from pipeline.image.download import run_download, selection_from_urls
-from pipeline.semantic.embedding import embed_images, load_embedder
-from pipeline.errors import UserInputError
 from pipeline.clip.evaluate import evaluate
-from pipeline.experiments.image_server import ImageServer
+from pipeline.clip.training.checkpoints import latest_checkpoint
 from pipeline.clip.training.loop import train
 from pipeline.clip.training.options import TrainConfig, ZeroShotEval
+from pipeline.errors import UserInputError
+from pipeline.experiments.image_server import ImageServer
+from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.stages import STAGES
-from pipeline.clip.training.checkpoints import latest_checkpoint
+from pipeline.semantic.embedding import embed_images, load_embedder
+from tests.helpers import OPTIONS, REPO, SHARED
 
-REPO = Path(__file__).resolve().parent.parent
 CLASSES = REPO / "data" / "cifar10_classes.txt"
 TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}

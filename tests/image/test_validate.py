@@ -6,16 +6,14 @@ import json
 from io import BytesIO
 
 import pyarrow.parquet as pq
-import pytest
-from conftest import SHARED
 from PIL import Image
-from test_download import OPTIONS
 
-from pipeline.image.download import STATUS, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits, hamming, inspect_image, perceptual_hash
+from pipeline.image.download import STATUS, run_download, selection_from_urls
 from pipeline.image.neardup import band_values, duplicate_groups, losers, removed_by_distance
 from pipeline.spark.validate import run_validate
+from tests.helpers import OPTIONS, SHARED, require_shared_data
 
 UKBENCH = SHARED / "dedup" / "ukbench"
 
@@ -33,8 +31,7 @@ def test_limits_use_the_source_size_and_say_why():
 
 
 def test_perceptual_hash_survives_resize_and_gray_but_not_another_photo():
-    if not UKBENCH.exists():
-        pytest.skip("../shared/data is not beside the repo")
+    require_shared_data(UKBENCH)
     with Image.open(UKBENCH / "base" / "ukbench00120.jpg") as photo:
         base = perceptual_hash(photo)
         small = perceptual_hash(photo.resize((160, 120)))
@@ -54,8 +51,7 @@ def test_groups_are_single_linkage_and_the_largest_then_smallest_uid_is_kept():
 
 
 def test_ukbench_duplicates_found_distinct_photos_kept(spark, tmp_path):
-    if not UKBENCH.exists():
-        pytest.skip("../shared/data is not beside the repo")
+    require_shared_data(UKBENCH)
     truth = json.loads((SHARED / "dedup" / "ukbench.json").read_text())
     files = {path.relative_to(UKBENCH).as_posix(): path for path in sorted(UKBENCH.rglob("*")) if path.is_file()}
     with ImageServer({name.replace("/", "__"): path for name, path in files.items()}) as server:

@@ -10,16 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import render
 from PIL import Image
 
 from pipeline.report import write_report
 from pipeline.run.directory import read_manifest
 from pipeline.run.stages import TEXT_STAGES
+from tests.browser import render
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
 
-REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.text.balancing import (entry_probabilities, expected_size, keep, keep_mask, keep_probabilities,
-                                solve_t)
-from pipeline.text.counting import count_entries
 from pipeline.hashing import content_uid
+from pipeline.text.balancing import entry_probabilities, expected_size, keep, keep_mask, keep_probabilities, solve_t
+from pipeline.text.counting import count_entries
 from pipeline.text.matching import Matcher
 
 

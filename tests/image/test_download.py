@@ -8,12 +8,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.image.download import (STATUS, DownloadOptions, final_status, run_download, selection_from_urls,
-                               split_by_scheme)
 from pipeline.experiments.image_server import ImageServer
+from pipeline.image.download import (
+    STATUS,
+    final_status,
+    run_download,
+    selection_from_urls,
+    split_by_scheme,
+)
 from pipeline.run.directory import MANIFEST, REJECTS, read_manifest
-
-OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=2, number_sample_per_shard=16)
+from tests.helpers import OPTIONS
 
 
 def status_by_uid(run_dir: Path) -> dict[str, dict]:

@@ -9,9 +9,8 @@ import pytest
 
 from pipeline.errors import UserInputError
 from pipeline.text.ingest import IngestConfig, any_repeat, canonicalize, duplicate_keys, key_hashes
-from pipeline.text.pool import resolve, read_unit
-
-from conftest import CC3M, LAION
+from pipeline.text.pool import read_unit, resolve
+from tests.helpers import CC3M, LAION
 
 
 def read_units(units, columns):

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from pipeline.errors import UserInputError
 from pipeline.clip.evaluate import labelled_images, read_classes
-from pipeline.image.check import hamming, perceptual_hash
+from pipeline.errors import UserInputError
 from pipeline.experiments.longtail import LongTailDesign, build_pool, near_copy, photos_per_class, wanted_photos
+from pipeline.image.check import hamming, perceptual_hash
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO / "data" / "demo_images.tar"  # 50 CIFAR-10 photos per class
 CLASSES = read_classes(REPO / "data" / "cifar10_classes.txt")
 DESIGN = LongTailDesign(head_rows=80, imbalance=20, head_copy_share=0.5, no_class_share=0.2, seed=3)

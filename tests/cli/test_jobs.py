@@ -3,9 +3,7 @@
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,26 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.run.directory import MANIFEST
-
-from conftest import LAION, REPO
-
-BIN = Path(sys.executable).parent
-SUBMIT = [str(BIN / "spark-submit"), "--conf", "spark.log.level=WARN", "--conf", "spark.ui.enabled=false"]
-ENV = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-       "SPARK_LOCAL_IP": "127.0.0.1"}
+from tests.helpers import ENV, LAION, REPO, SUBMIT, submit
 
 pytestmark = pytest.mark.slow
 
 
 def curate_args(out, *extra):
     return [str(REPO / "jobs" / "curate_text.py"), "--pool", str(LAION), "--out", str(out), "--t", "5", *extra]
-
-
-def submit(*args, check=True):
-    result = subprocess.run(SUBMIT + list(args), env=ENV, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(result.stderr[-3000:])
-    return result
 
 
 def selection(run_dir):
@@ -74,43 +59,6 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "error: " in output and "bad.parquet: not a readable Parquet file" in output
     assert "Traceback" not in output
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def standalone_cluster(tmp_path):
-    port, ui, worker_ui = free_port(), free_port(), free_port()
-    spark_class = str(BIN / "spark-class")
-    env = {**ENV, "SPARK_LOG_DIR": str(tmp_path), "SPARK_WORKER_DIR": str(tmp_path / "work")}
-    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                               "--port", str(port), "--webui-port", str(ui)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                               "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui),
-                               f"spark://127.0.0.1:{port}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as reply:
-                    if json.load(reply).get("aliveworkers", 0) >= 1:
-                        break
-            except (OSError, ValueError):  # not listening yet, or still starting: an HTML page, not JSON
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the standalone worker did not register with the master")
-        yield f"spark://127.0.0.1:{port}", ui
-    finally:
-        for process in (worker, master):
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
 
 
 def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_cluster):

@@ -5,20 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.semantic.semdedup import semdedup
 from pipeline.errors import UserInputError
-
-
-def planted(count: int = 20_000, copies: int = 2_000, dim: int = 64, seed: int = 0):
-    """Random unit vectors plus near-duplicates of some of them (a little noise, normalized)."""
-    rng = np.random.default_rng(seed)
-    base = rng.normal(size=(count - copies, dim)).astype(np.float32)
-    sources = rng.choice(len(base), copies, replace=False)
-    copies_ = base[sources] + rng.normal(scale=0.08, size=(copies, dim)).astype(np.float32) * np.linalg.norm(
-        base[sources], axis=1, keepdims=True) / np.sqrt(dim)
-    vectors = np.concatenate([base, copies_])
-    uids = [f"u{index:05d}" for index in range(len(vectors))]
-    return vectors, uids, sources
+from pipeline.semantic.semdedup import semdedup
+from tests.helpers import planted
 
 
 def brute_force_removed(vectors: np.ndarray, cluster: np.ndarray, centroids: np.ndarray, eps: float) -> set[int]:

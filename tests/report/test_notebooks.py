@@ -10,8 +10,8 @@ import pytest
 from nbclient import NotebookClient
 
 from pipeline.run.stages import TEXT_STAGES
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]

@@ -17,10 +17,10 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import SHARED
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from pipeline.semantic.semdedup import semdedup
+from tests.helpers import SHARED
 
 THRESHOLD_EPS = 0.1  # removed above cosine 0.9
 

@@ -8,18 +8,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.text.counting import count_entries
 from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS
 from pipeline.run.stages import STAGES, TEXT_STAGES
-from pipeline.vocab.entries import load_entries
-from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.count import run_count
 from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.text.balancing import BalanceConfig
+from pipeline.text.counting import count_entries
+from pipeline.vocab.entries import load_entries
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
 
-from conftest import LAION
+from tests.helpers import LAION
 
 
 @pytest.fixture(scope="module")

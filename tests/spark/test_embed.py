@@ -7,13 +7,13 @@ import tarfile
 
 import numpy as np
 import pyarrow.parquet as pq
-from test_download import OPTIONS
 
-from pipeline.image.download import run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
+from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.directory import REJECTS
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.spark.embed import run_embed
+from tests.helpers import OPTIONS
 
 
 def corrupt_first_image(tar_path):

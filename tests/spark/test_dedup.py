@@ -8,15 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_dedup import planted
 
-from pipeline.semantic.semdedup import assign, cluster_rows, normalized
 from pipeline.errors import UserInputError, user_error_message
-from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.data import Run
+from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES
-from pipeline.semantic.semdedup import DedupConfig
+from pipeline.semantic.semdedup import DedupConfig, assign, cluster_rows, normalized
 from pipeline.spark.dedup import run_dedup
+from tests.helpers import planted
 
 
 def write_embed_stage(run_dir, vectors: np.ndarray, uids: list[str], parts: int = 3) -> None:

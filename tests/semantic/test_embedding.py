@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
 from pipeline.errors import UserInputError
+from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
-from test_jobs import ENV, submit
 
 from pipeline.errors import UserInputError
 from pipeline.experiments.study import ARMS, PreparedRun
+from tests.helpers import ENV, REPO, SHARED, submit
 
-REPO = Path(__file__).resolve().parent.parent
 T = 120
 
 pytestmark = pytest.mark.slow

@@ -11,20 +11,18 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import webdataset
-from conftest import SHARED
-from test_download import OPTIONS
-from test_jobs import standalone_cluster  # noqa: F401  (a fixture)
 
-from pipeline.image.download import STATUS, run_download, selection_from_urls
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
+from pipeline.image.download import STATUS, run_download, selection_from_urls
 from pipeline.run.directory import REJECTS
 from pipeline.run.stages import STAGES
-from pipeline.text.balancing import BalanceConfig
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
+from pipeline.text.balancing import BalanceConfig
+from tests.helpers import OPTIONS, SHARED
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -118,7 +116,7 @@ def open_clip_loader_count(tars: list[str]) -> int:
 
 @pytest.mark.slow
 def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
-    from test_jobs import REPO, submit
+    from tests.helpers import REPO, submit
 
     vocabulary = tmp_path / "vocab.txt"
     vocabulary.write_text("photo\nairplane\n", encoding="utf-8")
@@ -161,7 +159,7 @@ def test_offline_image_demo_job_writes_readable_shards(demo_run):
 
 @pytest.mark.slow
 def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_images, standalone_cluster):
-    from test_jobs import REPO, submit
+    from tests.helpers import REPO, submit
 
     master, _ = standalone_cluster
     with ImageServer(cifar_images) as server:
@@ -186,7 +184,7 @@ def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_pa
     import subprocess
     import time
 
-    from test_jobs import ENV, REPO, SUBMIT
+    from tests.helpers import ENV, REPO, SUBMIT
 
     names = list(cifar_images)[:40]
     run = tmp_path / "run"

@@ -13,14 +13,14 @@ import zipfile
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import CC3M, LAION, REPO, VOCAB
 
-from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_bigrams, word_runs
-from pipeline.vocab.coverage import coverage, pool_captions
 from pipeline.errors import UserInputError, user_error_message
 from pipeline.text.matching import Matcher
-from pipeline.vocab.sources import Source, extra_lists, find_wordnet, mined_bigrams, wordnet_lemmas
+from pipeline.vocab.bigrams import BigramThresholds, NgramCounts, score_bigrams, word_runs
 from pipeline.vocab.build import MAX_ENTRY_CHARS, build_vocabulary
+from pipeline.vocab.coverage import coverage, pool_captions
+from pipeline.vocab.sources import Source, extra_lists, find_wordnet, mined_bigrams, wordnet_lemmas
+from tests.helpers import CC3M, LAION, REPO, VOCAB, require_shared_data
 
 # Lines in WordNet 3.0's index format: lemma, pos, synset count, pointer count, pointers, sense counts, offsets.
 WORDNET_INDEX = {
@@ -194,8 +194,7 @@ def _card_figures() -> dict[str, tuple[float, float]]:
 
 
 def test_data_card_reports_the_measured_coverage(entries):
-    if not LAION.exists():
-        pytest.skip("../shared/data is not beside the repo")
+    require_shared_data(LAION)
     figures = _card_figures()
     assert set(figures) == {LAION.name, CC3M.name}
     matcher = Matcher(entries, "default")
