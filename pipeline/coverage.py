@@ -1,4 +1,6 @@
-"""`python -m pipeline.coverage`: the share of a pool's captions a vocabulary matches (pipeline.vocab.coverage); see its --help."""
+"""`python -m pipeline.coverage`: the share of a pool's captions a vocabulary matches.
+
+The command lives in pipeline.vocab.coverage; this name is the one users type (see --help)."""
 
 from pipeline.vocab.coverage import main
 

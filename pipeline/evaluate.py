@@ -1,4 +1,6 @@
-"""`python -m pipeline.evaluate`: zero-shot and retrieval evaluation of a checkpoint (pipeline.clip.evaluate); see its --help."""
+"""`python -m pipeline.evaluate`: zero-shot and retrieval evaluation of a checkpoint.
+
+The command lives in pipeline.clip.evaluate; this name is the one users type (see --help)."""
 
 from pipeline.clip.evaluate import main
 

@@ -1,4 +1,6 @@
-"""`python -m pipeline.experiment`: the closed-loop experiment on a prepared run (pipeline.experiments.study); see its --help."""
+"""`python -m pipeline.experiment`: the closed-loop experiment on a prepared run.
+
+The command lives in pipeline.experiments.study; this name is the one users type (see --help)."""
 
 from pipeline.experiments.study import main
 

@@ -1,4 +1,6 @@
-"""`python -m pipeline.train`: the bundled CLIP trainer (pipeline.clip.training); see its --help."""
+"""`python -m pipeline.train`: the bundled CLIP trainer.
+
+The command lives in pipeline.clip.training; this name is the one users type (see --help)."""
 
 from pipeline.clip.training.main import main
 

@@ -5,11 +5,15 @@ Test modules import from here (or take conftest's fixtures), never from one anot
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
+import threading
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -33,8 +37,9 @@ BIN = Path(sys.executable).parent
 SUBMIT = [str(BIN / "spark-submit"), "--conf", "spark.log.level=WARN", "--conf", "spark.ui.enabled=false"]
 ENV = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
        "SPARK_LOCAL_IP": "127.0.0.1"}
-# img2dataset settings of the download tests: small shards, so a run has several.
-OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=2, number_sample_per_shard=16)
+# img2dataset settings of the download tests: small shards, so a run has several. The image server's /slow/
+# route never answers before the timeout, so the timeout only has to spare real images on a busy machine.
+OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=5, number_sample_per_shard=16)
 
 
 def require_shared_data(path: Path = SHARED) -> Path:
@@ -75,3 +80,47 @@ def planted(count: int = 20_000, copies: int = 2_000, dim: int = 64, seed: int =
     vectors = np.concatenate([base, copies_])
     uids = [f"u{index:05d}" for index in range(len(vectors))]
     return vectors, uids, sources
+
+
+def open_when_peer_opens(fifo: Path, mode: str, process: subprocess.Popen) -> IO:
+    """Open our end of a named pipe; return once the process under test has opened its end, the event a kill
+    test waits for (the process then blocks on the pipe until we write, read or close). Fails instead of
+    hanging when the process ends first."""
+    opened: list[IO] = []
+    done = threading.Event()
+
+    def open_end() -> None:
+        opened.append(open(fifo, mode))
+        done.set()
+
+    threading.Thread(target=open_end, daemon=True).start()
+    while not done.wait(0.1):
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended (status {process.returncode}) before it opened {fifo}")
+    return opened[0]
+
+
+def write_demo_shards(folder: Path, count: int, per_shard: int, damaged: dict[int, str] | None = None) -> list[str]:
+    """Webdataset shards of the demo CIFAR images with class captions and a keep_prob of 0.5; damaged: sample
+    index -> 'image' (corrupt) or 'caption' (missing)."""
+    import webdataset
+
+    damaged = damaged or {}
+    with tarfile.open(REPO / "data" / "demo_images.tar") as archive:
+        members = [member for member in archive.getmembers() if member.isfile()][:count]
+        samples = [(archive.extractfile(member).read(), member.name.split("/")[1]) for member in members]
+    paths = []
+    for shard in range(0, count, per_shard):
+        path = folder / f"{shard // per_shard:05d}.tar"
+        with webdataset.TarWriter(str(path)) as writer:
+            for index in range(shard, min(shard + per_shard, count)):
+                image, label = samples[index]
+                sample = {"__key__": f"{index:06d}", "jpg": image, "txt": f"a photo of a {label}",
+                          "json": json.dumps({"uid": f"{index:032x}", "keep_prob": 0.5})}
+                if damaged.get(index) == "image":
+                    sample["jpg"] = image[:30]
+                if damaged.get(index) == "caption":
+                    del sample["txt"]
+                writer.write(sample)
+        paths.append(str(path))
+    return paths

@@ -115,7 +115,7 @@ def demo_images_command(args: argparse.Namespace) -> None:
     images = ImageCurationConfig(
         download=DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16, timeout=5),
         limits=ImageLimits(min_side=0, max_aspect=3), samples_per_shard=100)
-    with tempfile.TemporaryDirectory() as folder, ImageServer(demo_files(Path(folder)), slow_seconds=0) as server:
+    with tempfile.TemporaryDirectory() as folder, ImageServer(demo_files(Path(folder))) as server:
         run.mkdir(parents=True, exist_ok=True)
         write_demo_pool(server, list(server.files), run / "demo_pool.jsonl")
         manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"), metadata=args.metadata,
@@ -123,7 +123,8 @@ def demo_images_command(args: argparse.Namespace) -> None:
         manifests.update(curate_images(spark, run, balance, images, force=args.force))
     shards = manifests.pop(STAGES["shards"].folder)
     print(format_summary(run, manifests))
-    print(f"  shards: {run.resolve() / 'shards'} ({shards['rows_out']} samples in {shards['shards']} shards)")
+    print(f"  shards: {STAGES['shards'].path(run).resolve()} ({shards['rows_out']} samples in "
+          f"{shards['shards']} shards)")
 
 
 def experiment_data_command(args: argparse.Namespace) -> None:

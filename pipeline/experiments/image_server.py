@@ -1,9 +1,11 @@
 """A small HTTP server on 127.0.0.1 that serves image files, for demos, tests and benchmarks.
 
 Besides the files (`/img/<name>`) it has the failures a crawl meets: `/missing/...` answers 404,
-`/html/...` a web page instead of an image, `/slow/...` answers after `slow_seconds` (past a client's
-timeout), and `/flaky/<name>` fails with 503 until `heal()` is called, then serves the file. Every
-request path is recorded, so a test can check that nothing unlisted was fetched.
+`/html/...` a web page instead of an image, `/slow/<name>` holds the request until `release()` is called (or
+the server stops), so a client's timeout always passes first, however loaded the machine; `slow_reached` is
+set when the first one arrives, an event a test can wait for. `/flaky/<name>` fails with 503 until `heal()`
+is called, then serves the file. Every request path is recorded, so a test can check that nothing unlisted
+was fetched.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import mimetypes
 import tarfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,9 +32,10 @@ def unpack_jpegs(archive: Path, folder: Path, limit: int) -> dict[str, Path]:
 
 
 class ImageServer:
-    def __init__(self, files: dict[str, Path], slow_seconds: float = 5.0, port: int = 0):
+    def __init__(self, files: dict[str, Path], port: int = 0):
         self.files = dict(files)
-        self.slow_seconds = slow_seconds
+        self.slow_reached = threading.Event()
+        self._released = threading.Event()
         self.requests: list[str] = []
         self.flaky_healed = False
         self._lock = threading.Lock()
@@ -51,11 +53,16 @@ class ImageServer:
     def heal(self) -> None:
         self.flaky_healed = True
 
+    def release(self) -> None:
+        """Answer the held /slow/ requests, and every later one at once."""
+        self._released.set()
+
     def __enter__(self) -> "ImageServer":
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -64,7 +71,8 @@ class ImageServer:
             self.requests.append(handler.path)
         route, _, name = handler.path.lstrip("/").partition("/")
         if route == "slow":
-            time.sleep(self.slow_seconds)
+            self.slow_reached.set()
+            self._released.wait()
             route = "img"
         if route == "flaky":
             route = "img" if self.flaky_healed else "unavailable"

@@ -29,7 +29,8 @@ from pipeline.run.directory import read_manifest, write_json_atomic
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 
 ARMS = (RAW_ARM, CURATED_ARM)
-POOL, REBALANCE, SHARDS, DOWNLOAD = (STAGES[name] for name in ("pool", "rebalance", "shards", "download"))
+POOL, REBALANCE, SHARDS, DOWNLOAD, TRAIN = (STAGES[name] for name in
+                                            ("pool", "rebalance", "shards", "download", "train"))
 METRICS = ("top1", "mean_per_class", "head", "tail")
 
 
@@ -100,7 +101,7 @@ class PreparedRun:
 
 
 def losses(train_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (Path(train_dir) / "log.jsonl").read_text().splitlines()]
+    return [json.loads(line)["loss"] for line in (Path(train_dir) / TRAIN.files["log"]).read_text().splitlines()]
 
 
 def run_arm(prepared: PreparedRun, arm: str, seed: int, training: Training, classes: Path, images: Path) -> dict:
@@ -109,11 +110,11 @@ def run_arm(prepared: PreparedRun, arm: str, seed: int, training: Training, clas
     from pipeline.clip.training.loop import train
     from pipeline.clip.training.options import TrainConfig
 
-    out = prepared.run / "train" / f"{arm}-seed{seed}-{training.key()}"
+    out = TRAIN.path(prepared.run) / f"{arm}-seed{seed}-{training.key()}"
     config = TrainConfig(shards=(str(arm_shards(prepared.run)[arm]),), model=training.model, samples=training.samples,
                          batch_size=training.batch_size, lr=training.lr, warmup=training.warmup,
                          workers=training.workers, log_every=25, checkpoint_every=10_000, seed=seed)
-    summary = train(config, out, resume="latest" if (out / "checkpoints").exists() else None)
+    summary = train(config, out, resume="latest" if (out / TRAIN.files["checkpoints"]).exists() else None)
     zero_shot = evaluate(summary["checkpoint"], classes=classes, images=images)["zero_shot"]
     head, tail = prepared.head_and_tail()
     per_class = zero_shot["per_class"]

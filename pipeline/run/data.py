@@ -49,7 +49,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """A training folder (python -m pipeline.train): its logged loss and, when it evaluated while training, zero-shot."""
+    """A training folder (python -m pipeline.train): its logged loss and, when it evaluated while training,
+    zero-shot."""
 
     path: Path
 

@@ -22,6 +22,10 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 MANIFEST = "_manifest.json"
+# A failpoint for kill tests (the idea of etcd's gofail): with METACURATE_HOLD_STAGE naming a stage's folder, that
+# stage, once its temporary folder exists, waits on the named pipe METACURATE_HOLD_PIPE until the other end closes,
+# so a test kills the job at a known point instead of racing it. Unset, it costs one dictionary lookup.
+HOLD_STAGE, HOLD_PIPE = "METACURATE_HOLD_STAGE", "METACURATE_HOLD_PIPE"
 REJECTS = "_rejects"
 # Every stage's rejects share one schema, so a run's rejects can be read together.
 REJECT_SCHEMA = pa.schema([
@@ -129,6 +133,9 @@ def run_stage(run_dir: Path, name: str, config: dict, inputs: dict,
         return {**read_manifest(run_dir / name), "skipped": True}
     started = time.time()
     with staged_dir(run_dir, name) as temporary:
+        if os.environ.get(HOLD_STAGE) == name:
+            with open(os.environ[HOLD_PIPE], "rb") as pipe:
+                pipe.read()
         result = body(temporary)
         rejected_total = sum(result.rejected.values())
         if result.rows_in != result.rows_out + rejected_total:

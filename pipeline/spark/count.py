@@ -41,7 +41,8 @@ def entry_counts(df: DataFrame, vocabulary_size: int) -> np.ndarray:
 def run_count(run_dir: Path, entries: list[str], force: bool = False) -> dict:
     """The count stage: no Spark job, the match tasks left their partial counts."""
     manifests = require_upstream(run_dir, COUNT.name)
-    upstream, partial_counts = manifests["matches"], STAGES["match"].file(run_dir, "partial_counts")
+    match = STAGES["match"]
+    upstream, partial_counts = manifests[match.folder], match.file(run_dir, "partial_counts")
     if not partial_counts.is_dir():
         raise FileNotFoundError(f"{partial_counts}: made by an older match stage; rerun it with --force")
 

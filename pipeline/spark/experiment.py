@@ -47,12 +47,13 @@ def prepare_experiment(spark: SparkSession, run: Path, data: ExperimentData) -> 
     pool = write_pool(run, data.design, data.labelled, data.classes, force=data.force)
     parallelism = spark.sparkContext.defaultParallelism
     balance = BalanceConfig(t=data.t, seed=0)
-    images = ImageCurationConfig(download=download_options(parallelism, 250), limits=ImageLimits(min_side=0, max_aspect=float("inf")),
+    images = ImageCurationConfig(download=download_options(parallelism, 250),
+                                 limits=ImageLimits(min_side=0, max_aspect=float("inf")),
                                  samples_per_shard=250)
     pool_stage = STAGES["pool"]
     labels = pq.read_table(pool_stage.file(run, "labels"), columns=["url", "caption", "name"])
     served = {name: pool_stage.file(run, "images") / name for name in labels.column("name").to_pylist()}
-    with ImageServer(served, slow_seconds=0, port=pool["port"]):
+    with ImageServer(served, port=pool["port"]):
         manifests = {pool_stage.folder: pool}
         manifests.update(curate_text(spark, TextCurationConfig(
             pool=str(pool_stage.file(run, "pool")), metadata=data.metadata, out=str(run / CURATED_ARM),

@@ -64,7 +64,8 @@ def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broad
 def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key: str, mode: str,
               force: bool = False) -> dict:
     manifests = require_upstream(run_dir, MATCH.name)
-    ingest_dir, upstream = STAGES["ingest"].path(run_dir), manifests["ingest"]
+    ingest = STAGES["ingest"]
+    ingest_dir, upstream = ingest.path(run_dir), manifests[ingest.folder]
     config = {"mode": mode, "vocabulary": vocab_key, "vocabulary_size": len(entries)}
 
     def body(out_dir: Path) -> StageResult:

@@ -20,7 +20,7 @@ from pipeline.spark.count import entry_counts
 from pipeline.text.balancing import BalanceConfig, entry_probabilities
 from pipeline.text.counting import counts_table
 
-REBALANCE, COUNT = STAGES["rebalance"], STAGES["count"]  # its `_entry_counts` file: readers of the rows skip it
+REBALANCE, COUNT, VALIDATE = STAGES["rebalance"], STAGES["count"], STAGES["validate"]  # `_` files: rows readers skip
 
 
 def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force: bool = False) -> dict:
@@ -29,17 +29,18 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, for
     entries = pq.read_table(COUNT.file(run_dir, "counts"), columns=["entry"]).column("entry").to_pylist()
 
     def body(out_dir: Path) -> StageResult:
-        kept_uids = spark.read.parquet(str(STAGES["validate"].path(run_dir))).filter(F.col("status") == "kept").select("uid")
+        kept_uids = spark.read.parquet(str(VALIDATE.path(run_dir))).filter(F.col("status") == "kept").select("uid")
         survivors = (spark.read.parquet(str(STAGES["balance"].path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, lambda: survivors, counts, config)
         probs = entry_probabilities(counts, t)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
-        pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts), out_dir / REBALANCE.files["entry_counts"])
+        pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts),
+                       out_dir / REBALANCE.files["entry_counts"])
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
                    "entries_matched": int((counts > 0).sum()), "entries_selected": int((outcome.selected_counts > 0).sum())}
-        return StageResult(rows_in=manifests["validate"]["rows_out"], rows_out=outcome.selected,
+        return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"], rows_out=outcome.selected,
                            rejected=outcome.rejected, extra=summary)
 
     # The counts give only the entries' names here: the selection's identity already holds the vocabulary.

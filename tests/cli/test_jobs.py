@@ -4,15 +4,14 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.run.directory import MANIFEST
-from tests.helpers import ENV, LAION, REPO, SUBMIT, submit
+from pipeline.run.directory import HOLD_PIPE, HOLD_STAGE, MANIFEST
+from tests.helpers import ENV, LAION, REPO, SUBMIT, open_when_peer_opens, submit
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +34,14 @@ def local_run(tmp_path_factory):
 
 def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_path, local_run):
     out = tmp_path / "run"
-    job = subprocess.Popen(SUBMIT + curate_args(out), env=ENV, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while not list(out.glob(".matches.tmp-*")) and time.time() < deadline and job.poll() is None:
-        time.sleep(0.05)
-    assert list(out.glob(".matches.tmp-*")), "the match stage never started"
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    hold = tmp_path / "hold"
+    os.mkfifo(hold)  # the match stage waits on it once its temporary folder exists (run/directory.py's failpoint)
+    job = subprocess.Popen(SUBMIT + curate_args(out), env={**ENV, HOLD_STAGE: "matches", HOLD_PIPE: str(hold)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open_when_peer_opens(hold, "wb", job):
+        assert list(out.glob(".matches.tmp-*")), "the match stage has not started"
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
     assert (out / "ingest" / MANIFEST).exists()
     assert not (out / "matches" / MANIFEST).exists() and not (out / "selection").exists()
     rerun = submit(*curate_args(out))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from pipeline.experiments.image_server import ImageServer
 from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.stages import STAGES
 from pipeline.semantic.embedding import embed_images, load_embedder
-from tests.helpers import OPTIONS, REPO, SHARED
+from tests.helpers import OPTIONS, REPO, SHARED, open_when_peer_opens, write_demo_shards
 
 CLASSES = REPO / "data" / "cifar10_classes.txt"
 TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
@@ -54,7 +53,8 @@ def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(dem
     summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train",
                     zero_shot=ZeroShotEval(CLASSES, TEST_IMAGES, every=150))
     zero_shot = assert_learned(tmp_path / "train", summary)
-    measured = [json.loads(line) for line in (tmp_path / "train" / STAGES["train"].files["zero_shot_log"]).read_text().splitlines()]
+    log = tmp_path / "train" / STAGES["train"].files["zero_shot_log"]
+    measured = [json.loads(line) for line in log.read_text().splitlines()]
     assert [row["step"] for row in measured] == [150, 300]  # while training, and the last equals the checkpoint's
     assert measured[-1]["top1"] == pytest.approx(zero_shot["top1"], abs=1e-3)
     print(f"zero-shot top-1 after 9,600 samples of the demo shards: {zero_shot['top1']:.3f}")
@@ -100,31 +100,6 @@ def test_tiny_model_learns_on_img2dataset_shards(tmp_path):
     assert_learned(tmp_path / "train", summary)
 
 
-def write_shards(folder: Path, count: int, per_shard: int, damaged: dict[int, str] | None = None) -> list[str]:
-    """Shards of CIFAR images with class captions; damaged: sample index -> 'image' (corrupt) or 'caption'."""
-    import webdataset
-
-    damaged = damaged or {}
-    with tarfile.open(REPO / "data" / "demo_images.tar") as archive:
-        members = [member for member in archive.getmembers() if member.isfile()][:count]
-        samples = [(archive.extractfile(member).read(), member.name.split("/")[1]) for member in members]
-    paths = []
-    for shard in range(0, count, per_shard):
-        path = folder / f"{shard // per_shard:05d}.tar"
-        with webdataset.TarWriter(str(path)) as writer:
-            for index in range(shard, min(shard + per_shard, count)):
-                image, label = samples[index]
-                sample = {"__key__": f"{index:06d}", "jpg": image, "txt": f"a photo of a {label}",
-                          "json": json.dumps({"uid": f"{index:032x}", "keep_prob": 0.5})}
-                if damaged.get(index) == "image":
-                    sample["jpg"] = image[:30]
-                if damaged.get(index) == "caption":
-                    del sample["txt"]
-                writer.write(sample)
-        paths.append(str(path))
-    return paths
-
-
 RESUME = ["--samples", "640", "--batch-size", "16", "--workers", "0", "--checkpoint-every", "5", "--log-every", "5",
           "--warmup", "5"]
 
@@ -135,19 +110,22 @@ def run_trainer(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
-    shards = write_shards(tmp_path, 200, 50)
+    shards = write_demo_shards(tmp_path, 200, 50)
     straight = run_trainer("--shards", *shards, "--out", str(tmp_path / "straight"), *RESUME)
     assert straight.returncode == 0, straight.stderr[-2000:]
     killed = tmp_path / "killed"
+    # Step 20's checkpoint is written to a named pipe: the trainer blocks there, after step 15's is complete.
+    hold = killed / "checkpoints" / "step-00000020.pt.partial"
+    hold.parent.mkdir(parents=True)
+    os.mkfifo(hold)
     process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "--shards", *shards, "--out", str(killed),
                                 *RESUME], env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoints" / "step-00000015.pt").exists():
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    with open_when_peer_opens(hold, "rb", process):
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    hold.unlink()
     stopped_at = torch.load(latest_checkpoint(killed / "checkpoints"), weights_only=True)["step"]
-    assert 15 <= stopped_at < 40 and not (killed / STAGES["train"].files["summary"]).exists()
+    assert stopped_at == 15 and not (killed / STAGES["train"].files["summary"]).exists()
     again = run_trainer("--shards", *shards, "--out", str(killed), *RESUME)
     assert again.returncode != 0 and "--resume latest" in again.stderr  # never silently restarted
     resumed = run_trainer("--shards", *shards, "--out", str(killed), *RESUME, "--resume")
@@ -163,7 +141,7 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
 
 
 def test_bad_samples_are_skipped_and_counted_and_online_balance_draws_by_keep_prob(tmp_path):
-    shards = write_shards(tmp_path, 200, 100, damaged={3: "image", 110: "caption", 111: "image"})
+    shards = write_demo_shards(tmp_path, 200, 100, damaged={3: "image", 110: "caption", 111: "image"})
     config = TrainConfig(shards=tuple(shards), samples=64, batch_size=16, workers=2, warmup=1, log_every=1,
                          shuffle_buffer=0)  # in shard order, so the damaged samples are among the first read
     summary = train(config, tmp_path / "plain")
@@ -178,7 +156,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_trainer("--shards", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and result.stderr.strip().endswith("empty: no .tar shards in this folder")
-    shards = write_shards(tmp_path, 20, 20)
+    shards = write_demo_shards(tmp_path, 20, 20)
     with pytest.raises(UserInputError, match="fewer than --batch-size 32 usable samples"):
         train(TrainConfig(shards=tuple(shards), samples=64, batch_size=32, workers=0), tmp_path / "small")
     with pytest.raises(UserInputError, match="1 shards cannot feed 1 ranks x 2 loader workers"):

@@ -44,7 +44,7 @@ def test_a_success_from_any_pass_wins_else_the_latest_attempt():
 
 
 def test_download_accounts_for_every_url_and_retry_recovers_failures(tmp_path, cifar_images):
-    with ImageServer(cifar_images, slow_seconds=3) as server:
+    with ImageServer(cifar_images) as server:
         served = [server.url("img", name) for name in cifar_images]
         awkward = [server.url("missing", "gone.jpg"), server.url("html", "page.jpg"),
                    server.url("slow", next(iter(cifar_images))), server.url("flaky", "train_cat_0000.jpg"),

@@ -53,7 +53,7 @@ def test_every_selected_uid_ends_in_the_shards_or_with_a_reason(spark, tmp_path,
     vocabulary = tmp_path / "vocab.txt"
     vocabulary.write_text("\n".join(CLASSES + ("photo",)) + "\n", encoding="utf-8")
     run = tmp_path / "run"
-    with ImageServer(served_pool, slow_seconds=3) as server:
+    with ImageServer(served_pool) as server:
         pool = tmp_path / "pool.jsonl"
         pool.write_text("".join(json.dumps(row) + "\n" for row in _pool_rows(server, served_pool)))
         text = curate_text(spark, TextCurationConfig(pool=str(pool), metadata=str(vocabulary), out=str(run),
@@ -182,25 +182,27 @@ def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_pa
     import os
     import signal
     import subprocess
-    import time
 
     from tests.helpers import ENV, REPO, SUBMIT
 
     names = list(cifar_images)[:40]
     run = tmp_path / "run"
+    # One process takes the 5 shards of 8 in order; the third shard's urls are held by the server, so when
+    # its first request arrives the first two shards are finished and the rest are not.
     args = SUBMIT + [str(REPO / "jobs" / "download.py"), "--run", str(run), "--processes", "1", "--threads", "2",
-                     "--samples-per-shard", "8"]
-    with ImageServer(cifar_images, slow_seconds=0.3) as server:
-        selection_from_urls(run, [server.url("slow", name) for name in names])
+                     "--samples-per-shard", "8", "--timeout", "600"]
+    with ImageServer(cifar_images) as server:
+        selection_from_urls(run, [server.url("img" if index < 16 else "slow", name)
+                                  for index, name in enumerate(names)])
         job = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-        deadline = time.time() + 120
-        while len(list((run / "download").glob("*_stats.json"))) < 2 and time.time() < deadline:
-            time.sleep(0.05)
+        while not server.slow_reached.wait(0.1):
+            assert job.poll() is None, "the download job ended before it reached the third shard"
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+        server.release()
         finished = sorted((run / "download").glob("*_stats.json"))
-        assert 2 <= len(finished) < 5 and not (run / "download" / "_manifest.json").exists()
+        assert len(finished) == 2 and not (run / "download" / "_manifest.json").exists()
         done_urls = {url for stats in finished for url in
                      pq.read_table(str(stats).replace("_stats.json", ".parquet")).column("url").to_pylist()}
         before = len(server.requests)
