@@ -63,7 +63,6 @@ class DownloadOptions:
     distributor: str = "multiprocessing"  # multiprocessing | pyspark (uses the active SparkSession)
 
 
-
 def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[str] | None = None) -> list[str]:
     """Start a run directory from a plain url list, as if text curation had selected every url.
 

@@ -36,8 +36,6 @@ SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("capt
 _EXPECTED = pa.schema([("expected", pa.float64())])
 
 
-
-
 def _decide(probs_broadcast, seed: int):
     """Batches of (uid, url, caption, entry_ids) -> kept rows with their keep probability and dropped rows
     as rejects; last, the task's kept samples per entry and its expected size, so that no further pass

@@ -38,8 +38,6 @@ _ASSIGNED = pa.schema([("uid", pa.string()), ("cluster", pa.int32()), ("centroid
                        ("vector", pa.binary())])
 
 
-
-
 def _read_vectors(path: str) -> tuple[list[str], np.ndarray]:
     table = pq.read_table(path, columns=["uid", "image"])
     column = table.column("image").combine_chunks()

@@ -27,8 +27,6 @@ _COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("de
 _EMBEDDERS: dict = {}  # one model per Python worker and configuration
 
 
-
-
 def _embedder(config: EmbedConfig):
     from pipeline.semantic.embedding import load_embedder
 

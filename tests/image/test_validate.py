@@ -78,7 +78,6 @@ def test_ukbench_duplicates_found_distinct_photos_kept(spark, tmp_path):
             "formats/marbles.pbm"} <= kept
 
 
-
 def test_removed_by_distance_counts_what_single_linkage_would_remove_at_each_threshold():
     base, other = 0x0F0F_1234_5678_9ABC, -0x1234_5678_9ABC_DEF0  # signed, as stored in the validate stage
     hashes = [base, base, base ^ 0b1, base ^ 0b111, other, other ^ (0b1011 << 40)]
