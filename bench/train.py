@@ -93,7 +93,7 @@ def main() -> None:
     ours_rate, theirs_rate = ours["samples"] / ours["wall_s"], theirs["samples"] / theirs["wall_s"]
     print(f"training metacurate-tiny on {ours['device']}, batch {args.batch_size}, {args.workers} loader workers, "
           f"{args.samples:,} samples:")
-    print(f"  pipeline.clip.training.loop {ours_rate:,.0f} samples/s, open_clip_train.main {theirs_rate:,.0f} samples/s: "
+    print(f"  pipeline.train {ours_rate:,.0f} samples/s, open_clip_train.main {theirs_rate:,.0f} samples/s: "
           f"{ours_rate / theirs_rate:.2f}x (goal >= 1.0x); waiting for data {ours['data_wait_fraction']:.1%} "
           f"of step time")
     OUT.mkdir(parents=True, exist_ok=True)

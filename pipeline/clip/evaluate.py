@@ -145,7 +145,7 @@ def main(argv=None) -> None:
     from pipeline.errors import run_job
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="a checkpoint of pipeline.clip.training.loop (names its model)")
+    parser.add_argument("--checkpoint", help="a checkpoint of pipeline.train (names its model)")
     parser.add_argument("--model", help="open_clip model name (needed without a checkpoint)")
     parser.add_argument("--pretrained", help="open_clip pretrained tag")
     parser.add_argument("--classes", type=Path, help="class names, one per line")

@@ -13,7 +13,7 @@ def main(argv=None) -> None:
     parser.add_argument("--run", required=True, type=Path, help="run directory (any stages present)")
     parser.add_argument("--out", type=Path, help="report folder (default RUN/report)")
     parser.add_argument("--train", type=Path, action="append", default=[],
-                        help="a pipeline.clip.training.loop output folder to attach (RUN/train and RUN/train/* are found alone)")
+                        help="a pipeline.train output folder to attach (RUN/train and RUN/train/* are found alone)")
     parser.add_argument("--examples", type=int, default=12, help="entries, captions and duplicate pairs shown")
     parser.add_argument("--seed", type=int, default=0, help="seed of the tail-entry sample")
     args = parser.parse_args(argv)
