@@ -36,6 +36,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("real_data") and not SHARED.exists():
+            item.add_marker(pytest.mark.skip(reason=NO_SHARED_DATA))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -32,6 +32,7 @@ def local_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.real_data
 def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_path, local_run):
     out = tmp_path / "run"
     hold = tmp_path / "hold"
@@ -60,6 +61,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.real_data
 def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_cluster):
     master, ui = standalone_cluster
     out = tmp_path / "run"
@@ -70,6 +72,7 @@ def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_
     assert any(app["name"] == "metacurate-curate-text" for app in completed)
 
 
+@pytest.mark.real_data
 def test_stage_jobs_run_alone_on_a_run_directory(tmp_path, local_run):
     out = tmp_path / "run"
     for job, extra in (("ingest", ["--pool", str(LAION)]), ("match", []), ("count", []),

@@ -48,6 +48,7 @@ def assert_learned(out: Path, summary: dict) -> dict:
     return results
 
 
+@pytest.mark.real_data
 def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(demo_run, tmp_path):
     shards = demo_run[0] / "shards"
     summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train",
@@ -85,6 +86,7 @@ def class_balanced_cifar(folder: Path, per_class: int) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.real_data
 def test_tiny_model_learns_on_img2dataset_shards(tmp_path):
     files = class_balanced_cifar(tmp_path, per_class=60)
     names = sorted(files)
@@ -152,6 +154,7 @@ def test_bad_samples_are_skipped_and_counted_and_online_balance_draws_by_keep_pr
     assert 40 <= drawn_out <= 100  # keep_prob 0.5: about as many drawn out as kept (64 kept + partial batches)
 
 
+@pytest.mark.real_data
 def test_bad_inputs_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_trainer("--shards", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))

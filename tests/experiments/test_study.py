@@ -37,6 +37,7 @@ def experiment(tmp_path_factory) -> tuple[Path, Path, str]:
     return run, results / "small", finished.stdout
 
 
+@pytest.mark.real_data
 def test_curation_caps_the_head_keeps_the_tail_and_drops_copies(experiment):
     run, out, _ = experiment
     results = json.loads((out / "results.json").read_text())
@@ -57,6 +58,7 @@ def test_curation_caps_the_head_keeps_the_tail_and_drops_copies(experiment):
     assert curated["copies"] < raw["copies"] / 4
 
 
+@pytest.mark.real_data
 def test_both_arms_learn_on_the_same_samples_and_beat_chance(experiment):
     _, out, stdout = experiment
     results = json.loads((out / "results.json").read_text())
@@ -71,6 +73,7 @@ def test_both_arms_learn_on_the_same_samples_and_beat_chance(experiment):
     assert (out / "per_class.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.real_data
 def test_a_rerun_reuses_the_finished_training(experiment):
     run, out, _ = experiment
     before = json.loads((out / "results.json").read_text())

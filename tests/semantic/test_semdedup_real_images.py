@@ -112,6 +112,7 @@ def pool():
     return uids, learned_whitening(photos[490:])(images), len(originals)
 
 
+@pytest.mark.real_data
 def test_each_photo_and_its_edits_keep_exactly_one_and_distinct_photos_all_stay(pool):
     uids, embeddings, distinct = pool
     result = semdedup(embeddings, uids, eps=THRESHOLD_EPS, clusters=8, seed=0)
@@ -127,6 +128,7 @@ def test_each_photo_and_its_edits_keep_exactly_one_and_distinct_photos_all_stay(
     assert result.sizes[THRESHOLD_EPS] == distinct == len(uids) - 6 * 50
 
 
+@pytest.mark.real_data
 def test_every_kind_of_edit_stays_closer_than_any_two_distinct_photos(pool):
     """The margin behind the test above, per edit: the weakest copy against the closest distinct pair."""
     uids, embeddings, distinct = pool

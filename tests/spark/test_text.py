@@ -16,10 +16,9 @@ from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import count_entries
 from pipeline.vocab.entries import load_entries
+from tests.helpers import LAION
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
-
-from tests.helpers import LAION
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +52,7 @@ def selected_uids(run_dir):
     return set(pq.read_table(run_dir / "selection", columns=["uid"]).column("uid").to_pylist())
 
 
+@pytest.mark.real_data
 def test_selection_is_identical_across_partitionings_and_row_order(spark, tmp_path, head_vocab):
     runs = {}
     for name, parts, order in (("p1", 1, None), ("p2", 2, None), ("p8", 8, None), ("shuffled", 3, 7)):
@@ -65,6 +65,7 @@ def test_selection_is_identical_across_partitionings_and_row_order(spark, tmp_pa
     assert selected_uids(tmp_path / "seed1") != runs["p1"]
 
 
+@pytest.mark.real_data
 def test_manifests_add_up_and_outputs_follow_the_contract(spark, tmp_path, head_vocab):
     manifests = curate(spark, LAION, tmp_path / "run", head_vocab)
     for stage in TEXT_FOLDERS:
@@ -90,6 +91,7 @@ def test_manifests_add_up_and_outputs_follow_the_contract(spark, tmp_path, head_
             assert selected == count
 
 
+@pytest.mark.real_data
 def test_rerun_with_same_config_is_skipped_and_changed_config_is_not(spark, tmp_path, head_vocab):
     curate(spark, LAION, tmp_path / "run", head_vocab)
     before = selected_uids(tmp_path / "run")
@@ -135,6 +137,7 @@ def test_corrupt_parquet_and_empty_pool_are_clear_errors(spark, tmp_path, head_v
     assert not (tmp_path / "run" / "ingest").exists()
 
 
+@pytest.mark.real_data
 def test_vocabulary_with_duplicates_is_a_clear_error(spark, tmp_path):
     (tmp_path / "v.txt").write_text("dog\ncat\ndog\n")
     with pytest.raises(UserInputError, match=r"v.txt: line 3 duplicates line 1"):
@@ -159,6 +162,7 @@ def test_a_key_whose_hashes_collide_but_values_differ_marks_nothing(spark):
     assert sorted((row["uid"], row["reason"]) for row in marked.collect()) == [("u1", None), ("u2", "duplicate")]
 
 
+@pytest.mark.real_data
 def test_target_size_is_solved_on_spark(spark, tmp_path, head_vocab):
     config = TextCurationConfig(pool=str(LAION), metadata=str(head_vocab), out=str(tmp_path / "run"),
                                 balance=BalanceConfig(t=None, target_size=4000, seed=0))

@@ -64,6 +64,7 @@ def test_text_formats_report_line_numbers(tmp_path):
                      ("more.jsonl", 3, "missing_caption"), ("more.jsonl", 4, "invalid_utf8")}
 
 
+@pytest.mark.real_data
 def test_uid_is_stable_and_content_based():
     good_a, _ = ingest_all(LAION)
     good_b, _ = ingest_all(LAION)
@@ -71,6 +72,7 @@ def test_uid_is_stable_and_content_based():
     assert all(len(row["uid"]) == 32 for row in good_a)
 
 
+@pytest.mark.real_data
 def test_headerless_cc3m_tsv_is_understood():
     units, columns = resolve(CC3M)
     assert (columns.url, columns.caption) == ("col1", "col0")
