@@ -95,7 +95,7 @@ def validate_command(args: argparse.Namespace) -> None:
 
 def rebalance_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-rebalance", args.master)
-    manifest = run_rebalance(spark, Path(args.out), configs.balance_config(args), force=args.force)
+    manifest = run_rebalance(spark, Path(args.out), configs.balance_config(args), args.eps, force=args.force)
     _print_summary(args.out, "rebalance", manifest)
 
 

@@ -113,6 +113,13 @@ def add_dedup_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=dedup.seed)
 
 
+def add_rebalance_options(parser: argparse.ArgumentParser) -> None:
+    add_balance_options(parser)
+    parser.add_argument("--eps", type=float,
+                        help="the SemDeDup eps whose survivors are balanced, when the run has a dedup stage "
+                             "(default: its only or smallest eps)")
+
+
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
     add_metadata_options(parser)
     parser.add_argument("--t", type=float, default=40, help="per-entry cap of both balances (default 40)")

@@ -19,6 +19,7 @@ class Stage:
     folder: str  # its folder in a run directory
     upstream: tuple[str, ...] = ()  # stages whose output it reads, by name
     job: str | None = None  # the command that makes it, named when it is missing
+    optional: tuple[str, ...] = ()  # stages whose output it uses when they have run
     files: dict[str, str] = field(default_factory=dict)  # its named files and subfolders
 
     def path(self, run_dir: Path | str) -> Path:
@@ -37,7 +38,7 @@ _DECLARED = (  # pipeline order
     Stage("balance", "selection", ("match", "count"), "jobs/balance.py"),
     Stage("download", "download", ("balance",), "jobs/download.py", files={"input": "_input", "status": "_status"}),
     Stage("validate", "validate", ("download",), "jobs/validate.py"),
-    Stage("rebalance", "rebalance", ("balance", "validate", "count"), "jobs/rebalance.py",
+    Stage("rebalance", "rebalance", ("balance", "validate", "count"), "jobs/rebalance.py", ("dedup",),
           files={"entry_counts": "_entry_counts.parquet"}),
     Stage("embed", "embed", ("download",), "jobs/embed.py"),
     Stage("dedup", "dedup", ("embed",), "jobs/dedup.py", files={"centroids": "_centroids.npy"}),
@@ -74,6 +75,24 @@ def require_upstream(run_dir: Path | str, name: str, only: tuple[str, ...] | Non
         what = f"the {missing[0].name} stage" if len(missing) == 1 else _listed([stage.name for stage in missing])
         raise FileNotFoundError(f"{Path(run_dir)}: run {what} first ({', '.join(stage.job for stage in missing)})")
     return manifests
+
+
+def present_upstream(run_dir: Path | str, name: str) -> dict[str, dict]:
+    """The manifests of a stage's optional upstream stages that have run, keyed by folder."""
+    found = {STAGES[other].folder: read_manifest(STAGES[other].path(run_dir)) for other in STAGES[name].optional}
+    return {folder: manifest for folder, manifest in found.items() if manifest is not None}
+
+
+def stale_inputs(run_dir: Path | str, name: str) -> list[str]:
+    """Upstream folders the stage's output no longer reflects: changed since it ran, or an optional stage that
+    ran after it. What a downstream stage must not build on."""
+    stage = STAGES[name]
+    seen = read_manifest(stage.path(run_dir))["inputs"]
+    required = {STAGES[other].folder: read_manifest(STAGES[other].path(run_dir)) for other in stage.upstream}
+    current = {folder: manifest["fingerprint"] for folder, manifest in required.items()
+               if manifest is not None and folder in seen}
+    current.update(fingerprints(present_upstream(run_dir, name)))
+    return sorted(folder for folder, fingerprint in current.items() if seen.get(folder) != fingerprint)
 
 
 def fingerprints(manifests: dict[str, dict]) -> dict[str, str]:

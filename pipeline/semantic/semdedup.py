@@ -37,6 +37,18 @@ DEDUP_SCHEMA = pa.schema([
 POINTS_PER_CENTROID = 256  # k-means is fitted on at most this many samples per cluster (FAISS's own default)
 
 
+def chosen_eps(offered: Sequence[float], requested: float | None) -> float:
+    """The eps a later stage applies: the one asked for, which the dedup stage must have computed, else the
+    first (smallest) it computed."""
+    offered = sorted(offered)
+    if requested is None:
+        return offered[0]
+    if requested not in offered:
+        raise UserInputError(f"--eps {requested:g} is not one of the dedup stage's eps "
+                             f"({', '.join(f'{eps:g}' for eps in offered)}); rerun jobs/dedup.py with it")
+    return requested
+
+
 def faiss_device() -> str:
     """'gpu' when FAISS sees a GPU, else 'cpu'."""
     import faiss

@@ -1,4 +1,5 @@
-"""The final MetaCLIP balance over the samples that survived download and validation.
+"""The final MetaCLIP balance over the samples that survived download, validation and, when the run has a
+dedup stage, SemDeDup at one eps (MetaCLIP balances last).
 
 Counts are recomputed over the survivors only, so an entry that lost images to failed downloads or
 duplicates gets a higher keep probability; the draws follow the same (seed, uid, entry_id) rule.
@@ -6,43 +7,83 @@ duplicates gets a higher keep probability; the draws follow the same (seed, uid,
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.run.directory import StageResult, run_stage
-from pipeline.run.stages import STAGES, fingerprints, require_upstream
+from pipeline.errors import UserInputError
+from pipeline.run.directory import REJECTS, StageResult, run_stage
+from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream
+from pipeline.semantic.semdedup import chosen_eps
 from pipeline.spark.balance import balance_into, solve_t
 from pipeline.spark.count import entry_counts
+from pipeline.spark.outputs import materialize, reject_columns, work_dir
 from pipeline.text.balancing import BalanceConfig, entry_probabilities
 from pipeline.text.counting import counts_table
 
-REBALANCE, COUNT, VALIDATE = STAGES["rebalance"], STAGES["count"], STAGES["validate"]  # `_` files: rows readers skip
+REBALANCE, COUNT, VALIDATE, DEDUP = (STAGES[name] for name in ("rebalance", "count", "validate", "dedup"))
 
 
-def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force: bool = False) -> dict:
+def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float, kept_uids: DataFrame) -> DataFrame:
+    """The samples validation kept that SemDeDup removed at eps, as rejects naming the sample they duplicate."""
+    dedup = spark.read.parquet(str(DEDUP.path(run_dir)))
+    removed = dedup.filter((F.col("eps") == eps) & (F.col("status") != "kept")).join(kept_uids, "uid", "left_semi")
+    detail = F.format_string("cosine similarity %.4f to %s (eps %s)", F.col("similarity"), F.col("duplicate_of"),
+                             F.lit(f"{eps:g}"))
+    return removed.select("uid", F.lit("semantic_duplicate").alias("reason"), detail.alias("detail"))
+
+
+def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps: float | None = None,
+                  force: bool = False) -> dict:
+    """Balance again over the samples validation kept and, when the run has a dedup stage, that SemDeDup kept
+    at `eps` (default: the dedup stage's only or smallest eps)."""
     run_dir = Path(run_dir)
     manifests = require_upstream(run_dir, REBALANCE.name)
+    dedup = present_upstream(run_dir, REBALANCE.name).get(DEDUP.folder)
+    if dedup is None and eps is not None:
+        raise UserInputError(f"{run_dir}: --eps needs a dedup stage; run {DEDUP.job} first")
+    applied = None if dedup is None else chosen_eps(dedup["config"]["eps"], eps)
     entries = pq.read_table(COUNT.file(run_dir, "counts"), columns=["entry"]).column("entry").to_pylist()
 
     def body(out_dir: Path) -> StageResult:
+        try:
+            return balance_survivors(out_dir)
+        finally:
+            shutil.rmtree(work_dir(out_dir, "semantic_duplicates"), ignore_errors=True)
+
+    def balance_survivors(out_dir: Path) -> StageResult:
         kept_uids = spark.read.parquet(str(VALIDATE.path(run_dir))).filter(F.col("status") == "kept").select("uid")
+        removed = None
+        if applied is not None:
+            removed = materialize(_semantic_duplicates(spark, run_dir, applied, kept_uids),
+                                  work_dir(out_dir, "semantic_duplicates"))
+            kept_uids = kept_uids.join(removed.select("uid"), "uid", "left_anti")
         survivors = (spark.read.parquet(str(STAGES["balance"].path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, lambda: survivors, counts, config)
         probs = entry_probabilities(counts, t)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
+        rejected = dict(outcome.rejected)
+        if removed is not None:
+            rejected["semantic_duplicate"] = removed.count()
+            removed.select(*reject_columns(removed)).write.mode("append").parquet(str(out_dir / REJECTS))
         pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts),
                        out_dir / REBALANCE.files["entry_counts"])
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
-                   "entries_matched": int((counts > 0).sum()), "entries_selected": int((outcome.selected_counts > 0).sum())}
+                   "entries_matched": int((counts > 0).sum()),
+                   "entries_selected": int((outcome.selected_counts > 0).sum()),
+                   "dedup": {"applied": applied is not None, "eps": applied}}
         return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"], rows_out=outcome.selected,
-                           rejected=outcome.rejected, extra=summary)
+                           rejected=rejected, extra=summary)
 
     # The counts give only the entries' names here: the selection's identity already holds the vocabulary.
     inputs = fingerprints({folder: manifest for folder, manifest in manifests.items() if folder != COUNT.folder})
-    return run_stage(run_dir, REBALANCE.folder, asdict(config), inputs, body, force=force)
+    stage_config = asdict(config)
+    if applied is not None:  # a run without dedup keeps the identity it always had
+        inputs[DEDUP.folder], stage_config["eps"] = dedup["fingerprint"], applied
+    return run_stage(run_dir, REBALANCE.folder, stage_config, inputs, body, force=force)

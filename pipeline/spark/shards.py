@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.errors import UserInputError
 from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
 from pipeline.run.directory import StageResult, run_stage
-from pipeline.run.stages import STAGES, fingerprints, require_upstream
+from pipeline.run.stages import STAGES, fingerprints, require_upstream, stale_inputs
 from pipeline.spark.outputs import ddl
 
 SHARDS, REBALANCE, VALIDATE, DOWNLOAD = (STAGES[name] for name in ("shards", "rebalance", "validate", "download"))
@@ -47,6 +48,10 @@ def run_write_shards(spark: SparkSession, run_dir: Path, out: Path, samples_per_
                      force: bool = False) -> dict:
     run_dir, out = Path(run_dir), Path(out)
     manifests = require_upstream(run_dir, SHARDS.name)
+    changed = stale_inputs(run_dir, REBALANCE.name)
+    if changed:
+        raise UserInputError(f"{run_dir}: {' and '.join(changed)} changed after rebalance ran; rerun "
+                             f"{REBALANCE.job} before writing shards")
 
     def body(out_dir: Path) -> StageResult:
         samples = _final_samples(spark, run_dir)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipeline.run.directory import MANIFEST, StageResult, file_identity, read_manifest, run_stage, staged_dir
-from pipeline.run.stages import STAGES, fingerprints, folder_order, require_upstream
+from pipeline.run.stages import STAGES, fingerprints, folder_order, require_upstream, stale_inputs
 
 
 def write_rows(count: int):
@@ -107,3 +107,21 @@ def test_require_upstream_names_what_to_run_first(tmp_path):
         require_upstream(tmp_path, "shards")
     manifests = require_upstream(tmp_path, "validate")
     assert fingerprints(manifests) == {"download": "downloaddownload"}
+
+
+def test_stale_inputs_name_what_changed_after_a_stage_ran(tmp_path):
+    def stage(folder: str, fingerprint: str, inputs: dict | None = None) -> None:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "inputs": inputs or {}}))
+
+    for folder in ("selection", "validate", "entry_counts"):
+        stage(folder, folder)
+    stage("rebalance", "r", {"selection": "selection", "validate": "validate"})
+    assert stale_inputs(tmp_path, "rebalance") == []
+    stage("dedup", "d1")  # an optional upstream that ran after rebalance
+    assert stale_inputs(tmp_path, "rebalance") == ["dedup"]
+    stage("rebalance", "r", {"selection": "selection", "validate": "validate", "dedup": "d1"})
+    assert stale_inputs(tmp_path, "rebalance") == []
+    stage("validate", "validate again")
+    stage("dedup", "d2")
+    assert stale_inputs(tmp_path, "rebalance") == ["dedup", "validate"]

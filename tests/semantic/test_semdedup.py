@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.semantic.semdedup import semdedup
+from pipeline.semantic.semdedup import chosen_eps, semdedup
 from tests.helpers import planted
 
 
@@ -79,3 +79,10 @@ def test_more_clusters_than_samples_and_bad_eps_are_clear_errors():
         semdedup(vectors, uids, eps=0.05, clusters=51)
     with pytest.raises(UserInputError, match="eps must be between 0 and 1"):
         semdedup(vectors, uids, eps=1.5, clusters=2)
+
+
+def test_a_later_stage_applies_the_asked_eps_or_the_smallest_computed():
+    assert chosen_eps([0.1, 0.02], None) == 0.02
+    assert chosen_eps([0.1, 0.02], 0.1) == 0.1
+    with pytest.raises(UserInputError, match=r"--eps 0.05 is not one of the dedup stage's eps \(0.02, 0.1\)"):
+        chosen_eps([0.1, 0.02], 0.05)
