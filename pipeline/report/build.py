@@ -69,9 +69,11 @@ def _balancing(run: Run, numbers: dict, examples: int, seed: int) -> Section:
         section.note("The selection stage has not run: counts before balancing only.")
     else:
         section.note(f"t = {t:g}: {len(counts):,} entries matched at least once; {len(head):,} head entries "
-                     f"(more than t matches) are capped near t, {len(tail):,} tail entries keep all their samples.")
+                     f"(more than t matches) are drawn with p = t / matches, {len(tail):,} tail entries keep all "
+                     f"their samples. A caption matches several entries and is kept when any of them draws it, so "
+                     f"a head entry keeps more than t where its captions also match tail entries (right).")
     section.figure("entry_counts.png", figures.entry_distribution(counts, t),
-                   "samples per entry, entries ranked by matches, log-log")
+                   "samples per entry, entries ranked by matches (log-log); the realised cap per head entry")
     section.add("<h3>Top head entries</h3>")
     section.add(_entry_table(run, (head if t is not None else counts).head(examples), "head-entries"))
     sample = tail.sample(n=min(examples, len(tail)), seed=seed).sort(["count", "entry_id"], descending=[True, False])

@@ -38,8 +38,10 @@ def funnel(funnel_rows: pl.DataFrame):
 
 
 def entry_distribution(counts: pl.DataFrame, t: float | None):
-    """MetaCLIP's picture: entries ranked by their match count, log-log, before and after balancing, t marked."""
-    figure, (axis,) = _figure(8, 4.5)
+    """MetaCLIP's picture: entries ranked by their match count, log-log, before and after balancing, t marked;
+    beside it, once balanced, the share of its samples each head entry kept against the cap t / matches."""
+    figure, axes = _figure(13 if t is not None else 8, 4.5, 2 if t is not None else 1)
+    axis = axes[0]
     curves = [("count", "matches in the pool", "tab:gray"), ("selected", "selected (text balancing)", "tab:blue"),
               ("selected_final", "after image dedup and rebalancing", "tab:green")]
     for column, label, color in curves:
@@ -51,10 +53,30 @@ def entry_distribution(counts: pl.DataFrame, t: float | None):
         axis.axhline(t, color="tab:red", linestyle="--", linewidth=1, label=f"t = {t:g}")
     axis.set_xlabel("entry rank (by matches in the pool)")
     axis.set_ylabel("samples per entry")
-    axis.set_title("entry counts before and after balancing: head capped near t, tail kept whole")
+    axis.set_title("samples per entry, entries ranked by matches in the pool")
     axis.legend(fontsize=8)
+    if t is not None:
+        _realised_cap(axes[1], counts, t)
     figure.tight_layout()
     return figure
+
+
+def _realised_cap(axis, counts: pl.DataFrame, t: float) -> None:
+    """Per head entry, selected / matches against t / matches: above the line, captions that also matched
+    other entries (a tail entry keeps its caption whole) kept more of the entry than its own cap."""
+    head = counts.filter(pl.col("count") > t)
+    matches = head["count"].to_numpy().astype(float)
+    if len(matches):
+        axis.scatter(matches, head["selected"].fill_null(0).to_numpy() / matches, s=8, color="tab:blue",
+                     label="selected / matches (text balancing)")
+        line = np.geomspace(matches.min(), matches.max(), 50)
+        axis.plot(line, t / line, color="tab:red", linestyle="--", linewidth=1, label="t / matches (the cap alone)")
+        axis.set_xscale("log")
+        axis.set_ylim(0, 1.05)
+        axis.legend(fontsize=8)
+    axis.set_xlabel("matches in the pool (head entries: more than t)")
+    axis.set_ylabel("share of the entry's samples kept")
+    axis.set_title(f"realised cap per head entry ({len(matches):,} entries)")
 
 
 def matches_histogram(histogram: pl.DataFrame):
@@ -80,7 +102,11 @@ def cluster_sizes(groups: pl.DataFrame):
         rows = per_group.filter(pl.col("kind") == kind).sort("group_size")
         axis.bar(rows["group_size"].to_numpy() + index * width - 0.4 + width / 2, rows["groups"].to_numpy(),
                  width=width, label=kind)
+    sizes = per_group["group_size"].to_numpy()
+    if len(sizes):  # whole sizes only, with room around them: one size is one bar, not an axis from 1.6 to 2.4
+        axis.set_xlim(sizes.min() - 1, sizes.max() + 1)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("group size (kept sample + removed duplicates)")
     axis.set_ylabel("groups")
     axis.set_title("duplicate groups removed by image dedup")
