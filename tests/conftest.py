@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.experiments.longtail import free_port
 from tests.helpers import (
     BIN,
     ENV,
@@ -22,7 +23,6 @@ from tests.helpers import (
     REPO,
     SHARED,
     VOCAB,
-    free_port,
     real_captions,
     require_shared_data,
     submit,
@@ -33,10 +33,11 @@ SLOW_FIXTURES = {"spark", "demo_run", "demo_training", "standalone_cluster"}
 
 
 def pytest_collection_modifyitems(items):
+    without_data = not SHARED.exists()
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("real_data") and not SHARED.exists():
+        if without_data and item.get_closest_marker("real_data"):
             item.add_marker(pytest.mark.skip(reason=NO_SHARED_DATA))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -62,12 +61,6 @@ def submit(*args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
     return result
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def planted(count: int = 20_000, copies: int = 2_000, dim: int = 64, seed: int = 0):

@@ -65,10 +65,10 @@ def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def require_upstream(run_dir: Path | str, name: str, only: tuple[str, ...] | None = None) -> dict[str, dict]:
-    """The manifests of a stage's upstream stages (or of `only` among them), keyed by folder; a missing one
-    is a FileNotFoundError that names what to run first."""
-    wanted = [STAGES[upstream] for upstream in (only or STAGES[name].upstream)]
+def require_upstream(run_dir: Path | str, name: str) -> dict[str, dict]:
+    """The manifests of a stage's upstream stages, keyed by folder; a missing one is a FileNotFoundError that
+    names what to run first."""
+    wanted = [STAGES[upstream] for upstream in STAGES[name].upstream]
     manifests = {stage.folder: read_manifest(stage.path(run_dir)) for stage in wanted}
     missing = sorted((stage for stage in wanted if manifests[stage.folder] is None), key=_DECLARED.index)
     if missing:

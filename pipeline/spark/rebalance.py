@@ -25,7 +25,8 @@ from pipeline.spark.outputs import materialize, reject_columns, work_dir
 from pipeline.text.balancing import BalanceConfig, entry_probabilities
 from pipeline.text.counting import counts_table
 
-REBALANCE, COUNT, VALIDATE, DEDUP = (STAGES[name] for name in ("rebalance", "count", "validate", "dedup"))
+REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (STAGES[name] for name in
+                                              ("rebalance", "balance", "count", "validate", "dedup"))
 
 
 def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float, kept_uids: DataFrame) -> DataFrame:
@@ -62,7 +63,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
             removed = materialize(_semantic_duplicates(spark, run_dir, applied, kept_uids),
                                   work_dir(out_dir, "semantic_duplicates"))
             kept_uids = kept_uids.join(removed.select("uid"), "uid", "left_anti")
-        survivors = (spark.read.parquet(str(STAGES["balance"].path(run_dir))).join(kept_uids, "uid", "left_semi")
+        survivors = (spark.read.parquet(str(BALANCE.path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, lambda: survivors, counts, config)
