@@ -1,4 +1,5 @@
-"""SemDeDup over DIR/embed: k-means clusters, then near-duplicates removed within each, for one or more eps."""
+"""SemDeDup of the images validation kept, over DIR/embed: k-means clusters, then near-duplicates removed
+within each, at one or more eps or at the eps --eps auto measures as safe for this embedder."""
 
 from pipeline.cli import commands, options
 

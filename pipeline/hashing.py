@@ -49,3 +49,12 @@ def uniform_draws(seed: int, uid_hi: np.ndarray, uid_lo: np.ndarray, entry_ids: 
     state = _mix(state ^ uid_lo)
     state = _mix(state ^ np.asarray(entry_ids).astype(np.uint64))
     return (state >> _S11).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def uid_sample(uids, fraction: float, seed: int) -> np.ndarray:
+    """A seeded draw of about `fraction` of the uids (a boolean mask): the same uids whatever the order or
+    partitioning they come in."""
+    if not len(uids):
+        return np.zeros(0, dtype=bool)
+    high, low = uid_words(uids)
+    return uniform_draws(seed, high, low, np.full(len(uids), -1)) < fraction

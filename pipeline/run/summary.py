@@ -15,6 +15,8 @@ def format_summary(run_dir: Path, manifests: dict[str, dict]) -> str:
         state = "skipped (current)" if manifest.get("skipped") else f"{manifest['wall_seconds']:.1f}s"
         lines.append(f"  {stage:<13} in {manifest['rows_in']:>9,}  out {manifest['rows_out']:>9,}  "
                      f"rejected: {reasons}  [{state}]")
+        if manifest.get("auto"):  # what the dedup stage's --eps auto chose, and why
+            lines.append(f"  {'':<13} {manifest['auto']['says']}")
     selection = manifests.get(STAGES["balance"].folder)
     if selection:
         lines.append(f"  t = {selection['t']:.6g}, expected size {selection['expected_size']:,.1f}, "

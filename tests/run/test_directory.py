@@ -96,7 +96,7 @@ def test_every_upstream_of_the_registry_is_a_declared_stage_and_comes_earlier():
 
 
 def test_require_upstream_names_what_to_run_first(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"run the embed stage first \(jobs/embed.py\)"):
+    with pytest.raises(FileNotFoundError, match=r"run validate and embed first \(jobs/validate.py, jobs/embed.py\)"):
         require_upstream(tmp_path, "dedup")
     with pytest.raises(FileNotFoundError, match="run download, validate and rebalance first"):
         require_upstream(tmp_path, "shards")
@@ -105,6 +105,8 @@ def test_require_upstream_names_what_to_run_first(tmp_path):
         (tmp_path / folder / MANIFEST).write_text(json.dumps({"fingerprint": folder * 2}))
     with pytest.raises(FileNotFoundError, match=r"run the rebalance stage first \(jobs/rebalance.py\)"):
         require_upstream(tmp_path, "shards")
+    with pytest.raises(FileNotFoundError, match=r"run the embed stage first \(jobs/embed.py\)"):
+        require_upstream(tmp_path, "dedup")
     manifests = require_upstream(tmp_path, "validate")
     assert fingerprints(manifests) == {"download": "downloaddownload"}
 

@@ -86,3 +86,6 @@ def test_a_later_stage_applies_the_asked_eps_or_the_smallest_computed():
     assert chosen_eps([0.1, 0.02], 0.1) == 0.1
     with pytest.raises(UserInputError, match=r"--eps 0.05 is not one of the dedup stage's eps \(0.02, 0.1\)"):
         chosen_eps([0.1, 0.02], 0.05)
+    assert chosen_eps([], None) is None  # --eps auto found none: nothing is applied
+    with pytest.raises(UserInputError, match="the dedup stage removed nothing"):
+        chosen_eps([], 0.05)
