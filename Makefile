@@ -22,14 +22,17 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test test-fast bench clean
+.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test test-fast bench \
+	gpu-wheels gpu-check clean
 
 install: $(VENV)/.installed
+# FAISS's build: cpu, or gpu on a CUDA 12 machine (make install FAISS=gpu: faiss-gpu-cu12 in place of faiss-cpu)
+FAISS ?= cpu
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q -e '.[$(FAISS),test]'
 	touch $@
 
 demo: curate ## text curation of the sample pool with the shipped vocabulary, Spark local mode
@@ -37,9 +40,11 @@ demo: curate ## text curation of the sample pool with the shipped vocabulary, Sp
 curate: install ## the same on your pool: make curate POOL=... METADATA=... RUN=... T=...
 	$(SUBMIT) jobs/curate_text.py --pool $(POOL) --metadata $(METADATA) --out $(RUN) --t $(T)
 
-images: install ## the image side on a curated run: make images RUN=... SHARDS=... IMAGE_OPTIONS=...
+images: install ## the image side on a curated run: make images RUN=... SHARDS=... IMAGE_OPTIONS=... EMBED_OPTIONS=...
 	$(SUBMIT) jobs/download.py --run $(RUN)
 	$(SUBMIT) jobs/validate.py --run $(RUN) $(IMAGE_OPTIONS)
+	$(SUBMIT) jobs/embed.py --run $(RUN) $(EMBED_OPTIONS)
+	$(SUBMIT) jobs/dedup.py --run $(RUN) --eps auto $(DEDUP_OPTIONS)
 	$(SUBMIT) jobs/rebalance.py --run $(RUN) --t $(T)
 	$(SUBMIT) jobs/write_shards.py --run $(RUN) --out $(or $(SHARDS),$(RUN)/shards)
 
@@ -101,6 +106,13 @@ bench: install
 	$(PYTHON) -m bench.images
 	$(PYTHON) -m bench.dedup
 	$(PYTHON) -m bench.train
+
+gpu-wheels: install ## the wheels make gpu-check installs on a GPU machine without a package index (into .whl/)
+	$(PYTHON) -m bench.gpu --download-wheels
+
+GPU_PYTHON ?= python3
+gpu-check: ## on a GPU machine, with its own torch: embedding, SemDeDup and trainer figures (bench/out/gpu.json)
+	NO_ALBUMENTATIONS_UPDATE=1 $(GPU_PYTHON) -m bench.gpu
 
 clean:
 	rm -rf runs spark-warehouse
