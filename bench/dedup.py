@@ -1,12 +1,16 @@
-"""Benchmarks of embeddings and semantic dedup, each step timed in the same run.
+"""Benchmarks of embeddings, semantic dedup and decontamination, each step timed in the same run.
 
-    make bench            (python -m bench.dedup [--count 1000000] [--clusters 1000] [--images 2000])
+    make bench            (python -m bench.dedup [--count 1000000] [--clusters 1000] [--images 2000]
+                                             [--pool 200000])
 
 - SemDeDup (pipeline.semantic.semdedup.semdedup) on random unit 512-d embeddings: k-means on its sample, assignment
   of every embedding, dedup within clusters; embeddings/s overall, on the FAISS device found (GPU when
   faiss-gpu sees one, CPU otherwise).
-- Embedding throughput of the tiny bundled model on CIFAR-10 JPEGs: the embed function (decode,
-  preprocess, forward) next to the bare forward pass on already prepared tensors, on the torch device found.
+- Embedding throughput of the tiny bundled model on CIFAR-10 JPEGs: the embed stage's function (loader
+  threads decode and preprocess, the model embeds) next to the bare forward pass on already prepared tensors,
+  on the torch device found, with the share of time spent waiting for decoded images.
+- Decontamination search: pool images/s checked against CIFAR-10's 10,000 test images, by hash (sha256 and
+  pHash, pipeline.image.contamination) and by embedding (nearest evaluation image, 512-d, the backend found).
 """
 
 from __future__ import annotations
@@ -27,41 +31,41 @@ SHARED = REPO.parent / "shared" / "data"
 OUT = REPO / "bench" / "out"
 
 
-def bench_semdedup(count: int, clusters: int, dim: int = 512, eps: float = 0.05) -> dict:
+def bench_semdedup(count: int, clusters: int, dim: int = 512, eps: float = 0.05, backend: str = "auto") -> dict:
     """Seconds of each SemDeDup step on random unit embeddings."""
     rng = np.random.default_rng(0)
     embeddings = rng.standard_normal((count, dim), dtype=np.float32)
-    result = semdedup(embeddings, [str(index) for index in range(count)], eps, clusters, seed=0)
+    result = semdedup(embeddings, [str(index) for index in range(count)], eps, clusters, seed=0, backend=backend)
     total = sum(result.seconds.values())
     return {"embeddings": count, "dim": dim, "clusters": clusters, "eps": eps, "kept": result.sizes[eps],
             "device": result.device, **{f"{step}_s": value for step, value in result.seconds.items()},
             "embeddings_per_s": count / total}
 
 
-def cifar_images(count: int) -> list:
-    from PIL import Image
-
-    images = []
+def cifar_jpegs(count: int) -> list[bytes]:
+    blobs = []
     with tarfile.open(SHARED / "images" / "cifar10_train.tar.gz") as archive:
         for member in archive:
             if member.isfile() and member.name.endswith((".jpg", ".png")):
-                images.append(Image.open(io.BytesIO(archive.extractfile(member).read())).convert("RGB"))
-                if len(images) == count:
+                blobs.append(archive.extractfile(member).read())
+                if len(blobs) == count:
                     break
-    return images
+    return blobs
 
 
 def bench_embedding(count: int, batch_size: int = 256) -> dict:
     import torch
+    from PIL import Image
 
-    from pipeline.semantic.embedding import embed_images, load_embedder
+    from pipeline.semantic.embedding import EmbedTiming, embed_encoded, load_embedder
 
-    images = cifar_images(count)
+    blobs = cifar_jpegs(count)
+    images = [Image.open(io.BytesIO(blob)).convert("RGB") for blob in blobs]
     embedder = load_embedder("metacurate-tiny")
-    embed_images(embedder, images[:batch_size], batch_size)  # warm-up
-    started = time.perf_counter()
-    embed_images(embedder, images, batch_size)
-    ours = time.perf_counter() - started
+    embed_encoded(embedder, blobs[:batch_size], batch_size)  # warm-up
+    timing = EmbedTiming()
+    embed_encoded(embedder, blobs, batch_size, timing=timing)
+    ours = timing.seconds
     tensors = [torch.stack([embedder.preprocess(image) for image in images[start:start + batch_size]])
                for start in range(0, len(images), batch_size)]
     started = time.perf_counter()
@@ -71,7 +75,37 @@ def bench_embedding(count: int, batch_size: int = 256) -> dict:
     bare = time.perf_counter() - started
     return {"images": len(images), "model": embedder.name, "device": embedder.device, "batch_size": batch_size,
             "embed_images_per_s": len(images) / ours, "bare_forward_images_per_s": len(images) / bare,
-            "threads": torch.get_num_threads()}
+            "data_wait_share": timing.wait_share, "threads": torch.get_num_threads()}
+
+
+def random_unit(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((rows, dim), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def bench_decontamination(pool: int, dim: int = 512) -> dict:
+    """Pool images/s checked against CIFAR-10's test set: hashes (its real sha256 and pHashes), and embeddings
+    (random unit vectors: the search costs the same whatever they hold)."""
+    from pipeline.image.contamination import hash_matches
+    from pipeline.image.evalset import read_eval_set
+    from pipeline.semantic.backends import choose_backend
+
+    evaluation = read_eval_set([SHARED / "images" / "cifar10_test.tar.gz"])
+    rng = np.random.default_rng(0)
+    digests = [f"{index:064x}" for index in range(pool)]
+    hashes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, size=pool, dtype=np.int64)
+    reference = {digest: index for index, digest in enumerate(evaluation.sha256)}
+    started = time.perf_counter()
+    found = hash_matches(digests, hashes, reference, evaluation.phash, max_distance=6)
+    hash_seconds = time.perf_counter() - started
+    backend = choose_backend()
+    pool_vectors, eval_vectors = random_unit(rng, pool, dim), random_unit(rng, len(evaluation.names), dim)
+    started = time.perf_counter()
+    backend.nearest(pool_vectors, eval_vectors)
+    semantic_seconds = time.perf_counter() - started
+    return {"pool": pool, "eval_images": len(evaluation.names), "hash_matches": len(found),
+            "hash_images_per_s": pool / hash_seconds, "semantic_images_per_s": pool / semantic_seconds,
+            "backend": backend.label, "dim": dim}
 
 
 def main() -> None:
@@ -79,6 +113,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--pool", type=int, default=200_000)
     args = parser.parse_args()
     dedup = bench_semdedup(args.count, args.clusters)
     print(f"SemDeDup of {dedup['embeddings']:,} random {dedup['dim']}-d embeddings, {dedup['clusters']} clusters, "
@@ -90,9 +125,17 @@ def main() -> None:
           f"({embedding['threads']} threads), batch {embedding['batch_size']}:")
     print(f"  embed function {embedding['embed_images_per_s']:,.0f} images/s, bare forward pass "
           f"{embedding['bare_forward_images_per_s']:,.0f} images/s: "
-          f"{embedding['embed_images_per_s'] / embedding['bare_forward_images_per_s']:.2f}x")
+          f"{embedding['embed_images_per_s'] / embedding['bare_forward_images_per_s']:.2f}x; waiting for decoded "
+          f"images {embedding['data_wait_share']:.0%} of the time")
+    decontamination = bench_decontamination(args.pool)
+    print(f"decontamination of {decontamination['pool']:,} pool images against {decontamination['eval_images']:,} "
+          f"CIFAR-10 test images:")
+    print(f"  sha256 + pHash {decontamination['hash_images_per_s']:,.0f} images/s on one core; embeddings "
+          f"({decontamination['dim']}-d, {decontamination['backend']}) "
+          f"{decontamination['semantic_images_per_s']:,.0f} images/s")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "dedup.json").write_text(json.dumps({"semdedup": dedup, "embedding": embedding}, indent=2) + "\n")
+    (OUT / "dedup.json").write_text(json.dumps({"semdedup": dedup, "embedding": embedding,
+                                                "decontamination": decontamination}, indent=2) + "\n")
     print(f"results: {OUT / 'dedup.json'}")
 
 

@@ -39,20 +39,22 @@ def write_demo_shards(folder: Path) -> str:
     return str(folder / f"{{00000..{SHARDS - 1:05d}}}.tar")
 
 
-def bundled(pattern: str, work: Path, samples: int, batch_size: int, workers: int) -> dict:
+def bundled(pattern: str, work: Path, samples: int, batch_size: int, workers: int,
+            model: str = "metacurate-tiny") -> dict:
     from pipeline.clip.training.loop import train
     from pipeline.clip.training.options import TrainConfig
 
     shutil.rmtree(work / "bundled", ignore_errors=True)
-    config = TrainConfig(shards=(pattern,), samples=samples, batch_size=batch_size, workers=workers, lr=1e-3,
-                         warmup=10, checkpoint_every=10**9, log_every=10)
+    config = TrainConfig(shards=(pattern,), model=model, samples=samples, batch_size=batch_size, workers=workers,
+                         lr=1e-3, warmup=10, checkpoint_every=10**9, log_every=10)
     started = time.perf_counter()
     summary = train(config, work / "bundled")
     return {"wall_s": time.perf_counter() - started, "samples": summary["samples_seen"],
             "data_wait_fraction": summary["data_wait_fraction"], "device": summary["device"]}
 
 
-def open_clip_main(pattern: str, work: Path, samples: int, batch_size: int, workers: int, bf16: bool) -> dict:
+def open_clip_main(pattern: str, work: Path, samples: int, batch_size: int, workers: int, bf16: bool,
+                   model: str = "metacurate-tiny") -> dict:
     from pipeline.clip.models import _register_project_configs
     from pipeline.clip.torch_compat import prepare_torchvision
 
@@ -69,7 +71,7 @@ def open_clip_main(pattern: str, work: Path, samples: int, batch_size: int, work
     shutil.rmtree(work / "open_clip", ignore_errors=True)
     started = time.perf_counter()
     main(["--train-data", pattern, "--dataset-type", "webdataset", "--train-num-samples", str(samples),
-          "--batch-size", str(batch_size), "--workers", str(workers), "--model", "metacurate-tiny",
+          "--batch-size", str(batch_size), "--workers", str(workers), "--model", model,
           "--epochs", "1", "--lr", "1e-3", "--warmup", "10", "--precision", "amp_bf16" if bf16 else "fp32",
           "--logs", str(work / "open_clip"), "--name", "bench", "--save-frequency", "0", "--seed", "0",
           "--log-every-n-steps", "10", "--report-to", ""])

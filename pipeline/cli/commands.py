@@ -9,17 +9,20 @@ from pathlib import Path
 
 from pipeline.cli import configs
 from pipeline.clip.evaluate import read_classes
-from pipeline.experiments.demo import demo_files, write_demo_pool
+from pipeline.experiments.demo import demo_files, write_demo_eval_set, write_demo_pool
 from pipeline.experiments.image_server import ImageServer
 from pipeline.experiments.study import arm_shards
 from pipeline.image.check import ImageLimits
+from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions, run_download
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 from pipeline.run.summary import format_summary
+from pipeline.semantic.semdedup import DedupConfig
 from pipeline.spark.balance import run_balance
 from pipeline.spark.bigrams import run_mine_bigrams
 from pipeline.spark.count import run_count
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
+from pipeline.spark.decontaminate import run_decontaminate
 from pipeline.spark.dedup import run_dedup
 from pipeline.spark.embed import run_embed
 from pipeline.spark.experiment import ExperimentData, prepare_experiment
@@ -93,6 +96,17 @@ def validate_command(args: argparse.Namespace) -> None:
     _print_summary(args.out, "validate", manifest)
 
 
+def decontaminate_command(args: argparse.Namespace) -> None:
+    config = configs.decontamination_config(args)
+    spark = get_spark("metacurate-decontaminate", args.master)
+    manifest = run_decontaminate(spark, Path(args.out), config, force=args.force)
+    _print_summary(args.out, "decontaminate", manifest)
+    semantic = manifest["semantic"]
+    print(f"  against {manifest['eval_images']:,} evaluation images; removed by match: "
+          f"{manifest['removed_by_match'] or 'none'}"
+          + ("" if semantic is None else f"; {semantic.get('says', 'semantic check applied')}"))
+
+
 def rebalance_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-rebalance", args.master)
     manifest = run_rebalance(spark, Path(args.out), configs.balance_config(args), args.eps, force=args.force)
@@ -108,19 +122,25 @@ def write_shards_command(args: argparse.Namespace) -> None:
 
 
 def demo_images_command(args: argparse.Namespace) -> None:
-    """Text curation, download, validation, rebalance and shards of the offline demo pool, in one session."""
+    """Text curation, download, validation, embedding, SemDeDup (--eps auto), decontamination, rebalance and
+    shards of the offline demo pool, in one session."""
     run = Path(args.out)
     spark = get_spark("metacurate-demo-images", args.master)
     balance = BalanceConfig(t=args.t, seed=0)
-    images = ImageCurationConfig(
-        download=DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16, timeout=5),
-        limits=ImageLimits(min_side=0, max_aspect=3), samples_per_shard=100)
-    with tempfile.TemporaryDirectory() as folder, ImageServer(demo_files(Path(folder))) as server:
-        run.mkdir(parents=True, exist_ok=True)
-        write_demo_pool(server, list(server.files), run / "demo_pool.jsonl")
-        manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"), metadata=args.metadata,
-                                                          out=str(run), balance=balance, force=args.force))
-        manifests.update(curate_images(spark, run, balance, images, force=args.force))
+    with tempfile.TemporaryDirectory() as folder:
+        files = demo_files(Path(folder))
+        evaluation = write_demo_eval_set(files, run / "eval_images")
+        images = ImageCurationConfig(
+            download=DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16,
+                                     timeout=5),
+            limits=ImageLimits(min_side=0, max_aspect=3), dedup=DedupConfig(clusters=10),
+            decontaminate=DecontaminationConfig(eval=(str(evaluation),)), samples_per_shard=100)
+        with ImageServer(files) as server:
+            write_demo_pool(server, list(server.files), run / "demo_pool.jsonl")
+            manifests = curate_text(spark, TextCurationConfig(pool=str(run / "demo_pool.jsonl"),
+                                                              metadata=args.metadata, out=str(run), balance=balance,
+                                                              force=args.force))
+            manifests.update(curate_images(spark, run, balance, images, force=args.force))
     shards = manifests.pop(STAGES["shards"].folder)
     print(format_summary(run, manifests))
     print(f"  shards: {STAGES['shards'].path(run).resolve()} ({shards['rows_out']} samples in "
@@ -131,7 +151,7 @@ def experiment_data_command(args: argparse.Namespace) -> None:
     """The pool of the closed-loop experiment, curated (DIR/curated/shards) and raw (DIR/raw/download)."""
     design = configs.long_tail_design(args)
     data = ExperimentData(design=design, labelled=Path(args.photos), classes=tuple(read_classes(args.classes)),
-                          metadata=args.metadata, t=args.t, force=args.force)
+                          metadata=args.metadata, t=args.t, evaluation=tuple(args.eval), force=args.force)
     run = Path(args.out)
     manifests = prepare_experiment(get_spark("metacurate-experiment-data", args.master), run, data)
     pool = manifests.pop(STAGES["pool"].folder)

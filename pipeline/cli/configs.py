@@ -9,9 +9,10 @@ from pathlib import Path
 from pipeline.errors import UserInputError
 from pipeline.experiments.longtail import LongTailDesign
 from pipeline.image.check import ImageLimits
+from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions
 from pipeline.semantic.embedding import EmbedConfig
-from pipeline.semantic.semdedup import DedupConfig
+from pipeline.semantic.semdedup import AUTO, DedupConfig, eps_list
 from pipeline.spark.curate import TextCurationConfig
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import IngestConfig
@@ -76,7 +77,24 @@ def embed_config(args: argparse.Namespace) -> EmbedConfig:
 
 
 def dedup_config(args: argparse.Namespace) -> DedupConfig:
-    return DedupConfig(eps=tuple(sorted(set(args.eps))), clusters=args.clusters, seed=args.seed)
+    if AUTO in args.eps:
+        if len(args.eps) > 1:
+            raise UserInputError(f"--eps {AUTO} picks one eps itself: give it alone, or numbers only")
+        return DedupConfig(eps=AUTO, clusters=args.clusters, seed=args.seed, backend=args.backend)
+    try:
+        values = eps_list([float(value) for value in args.eps])
+    except ValueError:
+        raise UserInputError(f"--eps takes numbers between 0 and 1 or '{AUTO}', got {' '.join(args.eps)}") from None
+    return DedupConfig(eps=values, clusters=args.clusters, seed=args.seed, backend=args.backend)
+
+
+def decontamination_config(args: argparse.Namespace) -> DecontaminationConfig:
+    if not 0 <= args.max_phash_distance <= 64:
+        raise UserInputError("--max-phash-distance must be between 0 and 64")
+    if not 0 < args.semantic_threshold < 1:
+        raise UserInputError(f"--semantic-threshold must be between 0 and 1, got {args.semantic_threshold:g}")
+    return DecontaminationConfig(eval=tuple(args.eval), max_phash_distance=args.max_phash_distance,
+                                 semantic_threshold=args.semantic_threshold)
 
 
 def long_tail_design(args: argparse.Namespace) -> LongTailDesign:

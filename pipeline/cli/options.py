@@ -8,13 +8,16 @@ from typing import Callable
 
 from pipeline import REPO
 from pipeline.errors import run_job
-from pipeline.experiments.longtail import LongTailDesign
+from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, LongTailDesign
 from pipeline.image.check import ImageLimits
+from pipeline.image.contamination import SEMANTIC_THRESHOLD
 from pipeline.image.download import DownloadOptions
 from pipeline.image.neardup import MAX_PHASH_DISTANCE
 from pipeline.image.shards import SAMPLES_PER_SHARD
+from pipeline.semantic.backends import BACKENDS
 from pipeline.semantic.embedding import EmbedConfig
-from pipeline.semantic.semdedup import DedupConfig
+from pipeline.semantic.semdedup import AUTO, DedupConfig
+from pipeline.semantic.separation import MAX_FALSE_MERGE
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import DEDUP_COLUMNS, IngestConfig
 from pipeline.text.matching import DEFAULT_MODE, MODES
@@ -106,11 +109,28 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def add_dedup_options(parser: argparse.ArgumentParser) -> None:
     dedup = DedupConfig()
-    parser.add_argument("--eps", type=float, nargs="+", default=list(dedup.eps),
-                        help="remove samples more similar than 1 - eps to a kept one; several values in one run")
+    parser.add_argument("--eps", nargs="+", default=[dedup.eps],
+                        help="remove samples more similar than 1 - eps to a kept one; several values in one run, "
+                             f"or '{AUTO}' (the default): the largest eps whose false merges of distinct images stay "
+                             f"under {MAX_FALSE_MERGE:.0%}, measured against the duplicates validation found")
     parser.add_argument("--clusters", type=int, default=dedup.clusters,
                         help=f"k-means clusters (default {dedup.clusters})")
+    parser.add_argument("--backend", choices=BACKENDS, default=dedup.backend,
+                        help="where the vector arithmetic runs (default auto: faiss-gpu, else CUDA torch, "
+                             "else faiss-cpu)")
     parser.add_argument("--seed", type=int, default=dedup.seed)
+
+
+def add_decontaminate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eval", nargs="+", required=True, metavar="IMAGES",
+                        help="the evaluation images: folders, tar archives (e.g. CIFAR-10's test tar as it is), "
+                             "list files (.txt/.lst, one path per line) or images")
+    parser.add_argument("--max-phash-distance", type=int, default=MAX_PHASH_DISTANCE,
+                        help=f"a pool image within this many pHash bits of an evaluation image is its copy "
+                             f"(default {MAX_PHASH_DISTANCE}, validation's rule)")
+    parser.add_argument("--semantic-threshold", type=float, default=SEMANTIC_THRESHOLD,
+                        help=f"with embeddings: a pool image above this cosine similarity to an evaluation image "
+                             f"is its copy (default {SEMANTIC_THRESHOLD})")
 
 
 def add_rebalance_options(parser: argparse.ArgumentParser) -> None:
@@ -129,10 +149,13 @@ def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
     design = LongTailDesign()
     add_metadata_options(parser)
     parser.add_argument("--t", type=float, default=300, help="per-entry cap of both balances (default 300)")
-    parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "images" / "cifar10_train.tar.gz"),
+    parser.add_argument("--photos", default=str(CIFAR10_TRAIN),
                         help="labelled photos: a tar with <class>/<file> members or a folder of class folders "
                              "(default: CIFAR-10's training images in ../shared/data)")
     parser.add_argument("--classes", default=str(REPO / "data" / "cifar10_classes.txt"), help="one class per line")
+    parser.add_argument("--eval", nargs="*", default=[str(CIFAR10_TEST)], metavar="IMAGES",
+                        help="evaluation images the curated arm is decontaminated against (default: CIFAR-10's "
+                             "test images in ../shared/data; none: --eval with no value)")
     group = parser.add_argument_group("the long-tailed pool")
     group.add_argument("--head-rows", type=int, default=design.head_rows, help="rows of the most frequent class")
     group.add_argument("--imbalance", type=float, default=design.imbalance,

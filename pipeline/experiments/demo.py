@@ -1,12 +1,15 @@
 """The offline image demo: CIFAR-10 images shipped in data/, served on 127.0.0.1, as a small web pool.
 
 The pool has what a crawl has: alt-text-like captions, the same image under two urls, a dead link,
-a page that is not an image and a url of another scheme, so every stage has something to do.
+a page that is not an image and a url of another scheme, so every stage has something to do. Its
+evaluation set is one photo of each class, which the pool serves too, as the web serves benchmark images:
+decontamination removes them.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from pipeline import REPO
@@ -37,3 +40,14 @@ def write_demo_pool(server: ImageServer, names: list[str], path: Path) -> int:
              {"url": "ftp://127.0.0.1/truck.jpg", "caption": "a photo of a truck"}]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return len(rows)
+
+
+def write_demo_eval_set(files: dict[str, Path], folder: Path) -> Path:
+    """The demo's evaluation images (the first photo of each class, by name) copied into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    first_of_class: dict[str, str] = {}
+    for name in sorted(files):
+        first_of_class.setdefault(name.split("_")[1], name)
+    for name in first_of_class.values():
+        shutil.copyfile(files[name], folder / name)
+    return folder

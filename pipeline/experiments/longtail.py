@@ -20,9 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance
 
+from pipeline import REPO
 from pipeline.errors import UserInputError
 from pipeline.run.directory import StageResult, file_identity, run_stage
 from pipeline.run.stages import STAGES
+
+# CIFAR-10 in ../shared/data: the experiment's labelled photos, and its evaluation set (zero-shot, decontamination)
+CIFAR10_TRAIN = REPO.parent / "shared" / "data" / "images" / "cifar10_train.tar.gz"
+CIFAR10_TEST = REPO.parent / "shared" / "data" / "images" / "cifar10_test.tar.gz"
 
 POOL = STAGES["pool"]
 

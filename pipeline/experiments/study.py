@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline import REPO
 from pipeline.errors import UserInputError
+from pipeline.experiments.longtail import CIFAR10_TEST
 from pipeline.run.directory import read_manifest, write_json_atomic
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
 
@@ -207,7 +208,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--out-root", default=str(REPO / "experiments"))
     parser.add_argument("--classes", default=str(REPO / "data" / "cifar10_classes.txt"))
-    parser.add_argument("--images", default=str(REPO.parent / "shared" / "data" / "images" / "cifar10_test.tar.gz"),
+    parser.add_argument("--images", default=str(CIFAR10_TEST),
                         help="held-out labelled images (default: CIFAR-10's test set)")
     parser.add_argument("--model", default=defaults.model)
     parser.add_argument("--samples", type=int, default=defaults.samples, help="samples seen by each arm")

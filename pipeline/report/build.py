@@ -98,8 +98,30 @@ def _matching(run: Run, numbers: dict, examples: int) -> Section:
     return section
 
 
+def _percent(share: float | None) -> str:
+    return "" if share is None else f"{share:.3%}"
+
+
+def _separation(run: Run, numbers: dict, section: Section) -> None:
+    """The dedup stage's separation table: how its embeddings told known duplicates from distinct images."""
+    manifest = run.manifests.get(STAGES["dedup"].folder) or {}
+    if not manifest.get("separation"):
+        return
+    numbers["separation"] = manifest["separation"]
+    applied = set(manifest.get("eps") or [])
+    rows = [(f"{row['eps']:g}" + (" (applied)" if row["eps"] in applied else ""),
+             *(_percent(row[key]) for key in ("duplicate_recall", "false_merge_rate", "distinct_removed")))
+            for row in manifest["separation"]]
+    section.add("<h3>How the embeddings separate duplicates from distinct images</h3>")
+    if manifest.get("auto"):
+        section.note(manifest["auto"]["says"])
+    section.add(table(["eps", "known duplicate pairs merged", "distinct pairs merged",
+                       "distinct images it would remove"], rows, table_id="separation"))
+
+
 def _dedup(run: Run, numbers: dict, examples: int) -> Section:
     section = Section("Image dedup")
+    _separation(run, numbers, section)
     groups = run.duplicate_groups()
     numbers["dedup"] = {kind: {"removed": len(rows), "groups": rows["duplicate_of"].n_unique()}
                         for (kind,), rows in groups.group_by(["kind"])}

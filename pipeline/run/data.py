@@ -20,6 +20,7 @@ from pipeline import REPO
 from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS, read_manifest
 from pipeline.run.stages import STAGES, folder_order
+from pipeline.semantic.vectors import read_embedding_file
 
 INGEST, MATCH, COUNT, BALANCE = (STAGES[name] for name in ("ingest", "match", "count", "balance"))
 DOWNLOAD, VALIDATE, REBALANCE, EMBED, DEDUP, TRAIN = (STAGES[name] for name in
@@ -215,10 +216,9 @@ class Run:
         files = sorted(EMBED.path(self.path).glob("part-*.parquet"))
         uids, vectors = [], []
         for path in files:
-            table = pq.read_table(path, columns=["uid", "image"])
-            column = table.column("image").combine_chunks()
-            uids.extend(table.column("uid").to_pylist())
-            vectors.append(column.flatten().to_numpy(zero_copy_only=False).reshape(len(table), column.type.list_size))
+            found, matrix = read_embedding_file(path)
+            uids.extend(found)
+            vectors.append(matrix)
             if limit is not None and len(uids) >= limit:
                 break
         matrix = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)

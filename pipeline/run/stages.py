@@ -38,10 +38,11 @@ _DECLARED = (  # pipeline order
     Stage("balance", "selection", ("match", "count"), "jobs/balance.py"),
     Stage("download", "download", ("balance",), "jobs/download.py", files={"input": "_input", "status": "_status"}),
     Stage("validate", "validate", ("download",), "jobs/validate.py"),
-    Stage("rebalance", "rebalance", ("balance", "validate", "count"), "jobs/rebalance.py", ("dedup",),
-          files={"entry_counts": "_entry_counts.parquet"}),
     Stage("embed", "embed", ("download",), "jobs/embed.py"),
-    Stage("dedup", "dedup", ("embed",), "jobs/dedup.py", files={"centroids": "_centroids.npy"}),
+    Stage("dedup", "dedup", ("embed", "validate"), "jobs/dedup.py", files={"centroids": "_centroids.npy"}),
+    Stage("decontaminate", "decontaminate", ("validate",), "jobs/decontaminate.py", ("embed",)),
+    Stage("rebalance", "rebalance", ("balance", "validate", "count"), "jobs/rebalance.py", ("dedup", "decontaminate"),
+          files={"entry_counts": "_entry_counts.parquet"}),
     Stage("shards", "shards", ("rebalance", "validate", "download"), "jobs/write_shards.py",
           files={"index": "index.parquet", "stats": "stats.json"}),
     Stage("train", "train", ("shards",), "python -m pipeline.train",
@@ -51,7 +52,7 @@ _DECLARED = (  # pipeline order
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in _DECLARED}
 TEXT_STAGES = tuple(STAGES[name] for name in ("ingest", "match", "count", "balance"))
-IMAGE_STAGES = tuple(STAGES[name] for name in ("download", "validate", "rebalance", "shards"))
+IMAGE_STAGES = tuple(STAGES[name] for name in ("download", "validate", "embed", "dedup", "rebalance", "shards"))
 # The experiment's run: its raw arm downloads the whole pool, its curated arm runs the pipeline.
 RAW_ARM, CURATED_ARM = "raw", "curated"
 

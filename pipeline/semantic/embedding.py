@@ -74,6 +74,69 @@ def embed_images(embedder: Embedder, images: Sequence, batch_size: int = 256) ->
     return np.concatenate(rows)
 
 
+@dataclass
+class EmbedTiming:
+    """Where an embedding pass spent its time: waiting for decoded batches, or computing."""
+
+    images: int = 0
+    seconds: float = 0.0
+    waiting: float = 0.0  # blocked on the loader for the next batch
+
+    @property
+    def wait_share(self) -> float:
+        return self.waiting / self.seconds if self.seconds else 0.0
+
+
+def embed_encoded(embedder: Embedder, blobs: Sequence[bytes], batch_size: int = 256, loaders: int = 4,
+                  ahead: int = 2, timing: EmbedTiming | None = None) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Unit-norm float16 embeddings of encoded images. `loaders` threads decode and preprocess them (PIL
+    releases the GIL while it decodes and resizes) up to `ahead` batches before the model needs them, so a GPU
+    is not left waiting and memory holds only those batches. Returns the embeddings, the positions of the
+    images they belong to, and the error of each image that could not be decoded, by position."""
+    import io
+    import time
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from PIL import Image
+
+    def load(position: int):
+        try:
+            return position, embedder.preprocess(Image.open(io.BytesIO(blobs[position])).convert("RGB")), None
+        except Exception as err:  # noqa: BLE001 - any decoding failure is that image's, reported by position
+            return position, None, f"{type(err).__name__}: {err}"
+
+    timing = timing if timing is not None else EmbedTiming()
+    rows, kept, errors = [np.zeros((0, embedder.dim), np.float16)], [], {}
+    starts = iter(range(0, len(blobs), batch_size))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max(1, loaders)) as pool, torch.inference_mode(), _autocast(embedder.device):
+        def submit() -> None:
+            start = next(starts, None)
+            if start is not None:
+                pending.append([pool.submit(load, position)
+                                for position in range(start, min(start + batch_size, len(blobs)))])
+
+        pending: deque = deque()
+        for _ in range(1 + ahead):
+            submit()
+        while pending:
+            waited = time.perf_counter()
+            loaded = [future.result() for future in pending.popleft()]
+            timing.waiting += time.perf_counter() - waited
+            submit()
+            errors.update({position: error for position, _, error in loaded if error is not None})
+            good = [(position, tensor) for position, tensor, error in loaded if error is None]
+            if good:
+                tensors = torch.stack([tensor for _, tensor in good]).to(embedder.device, non_blocking=True)
+                rows.append(_unit_float16(embedder.model.encode_image(tensors)))
+                kept.extend(position for position, _ in good)
+    timing.images += len(kept)
+    timing.seconds += time.perf_counter() - started
+    return np.concatenate(rows), kept, errors
+
+
 def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
     """Unit-norm float16 caption embeddings."""
     import torch

@@ -1,13 +1,14 @@
 """Spark binding of embedding: one task per downloaded shard writes that shard's embeddings.
 
-Each Python worker loads the model once. A task decodes the shard's images, embeds images and captions
-in batches and writes `DIR/embed/part-NNNNN.parquet` (uid, image and text as float16 vectors) itself;
+Each Python worker loads the model once, on the GPU Spark assigned the task when the job asks for GPUs per
+task (see README: spark.task.resource.gpu.amount and conf/gpu_discovery.sh), else on the GPU or CPU it finds.
+Loader threads decode a shard's images ahead of the model; a task embeds images and captions in batches and
+writes `DIR/embed/part-NNNNN.parquet` (uid, image and text as float16 vectors) itself;
 undecodable images go to `DIR/embed/_rejects`. Only counts travel back to the driver.
 """
 
 from __future__ import annotations
 
-import io
 import tarfile
 from dataclasses import asdict
 from pathlib import Path
@@ -27,12 +28,22 @@ _COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("de
 _EMBEDDERS: dict = {}  # one model per Python worker and configuration
 
 
+def _assigned_gpu() -> str | None:
+    """The CUDA device Spark gave this task (spark.task.resource.gpu.amount with a discovery script), if any."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    return f"cuda:{gpus.addresses[0]}" if gpus is not None and gpus.addresses else None
+
+
 def _embedder(config: EmbedConfig):
     from pipeline.semantic.embedding import load_embedder
 
-    if config not in _EMBEDDERS:
-        _EMBEDDERS[config] = load_embedder(config.model, config.pretrained, config.checkpoint)
-    return _EMBEDDERS[config]
+    device = _assigned_gpu()
+    if (config, device) not in _EMBEDDERS:
+        _EMBEDDERS[config, device] = load_embedder(config.model, config.pretrained, config.checkpoint, device)
+    return _EMBEDDERS[config, device]
 
 
 def _vectors(array, dim: int) -> pa.Array:
@@ -41,37 +52,31 @@ def _vectors(array, dim: int) -> pa.Array:
 
 def embed_shard(download_dir: Path, shard: int, out_dir: Path, config: EmbedConfig) -> tuple[int, int, str]:
     """Embed one img2dataset shard into out_dir/part-NNNNN.parquet; returns (embedded, undecodable, device)."""
-    from PIL import Image
-
-    from pipeline.semantic.embedding import embed_images, embed_texts
+    from pipeline.semantic.embedding import embed_encoded, embed_texts
 
     embedder = _embedder(config)
     listed = pq.read_table(download_dir / f"{shard:05d}.parquet", columns=["key", "uid", "caption", "status"])
     wanted = {row["key"]: row for row in listed.to_pylist() if row["status"] == "success"}
-    uids, captions, images, rejects = [], [], [], []
+    rows, blobs = [], []
     with tarfile.open(download_dir / f"{shard:05d}.tar") as tar:
         for member in tar:
             key, _, extension = member.name.rpartition(".")
-            if key not in wanted or extension not in ("jpg", "png", "webp"):
-                continue
-            row = wanted[key]
-            try:
-                image = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
-            except Exception as err:  # noqa: BLE001 - any decoding failure is a reject with its message
-                rejects.append({"uid": row["uid"], "reason": "undecodable", "detail": f"{type(err).__name__}: {err}"})
-                continue
-            uids.append(row["uid"])
-            captions.append(row["caption"] or "")
-            images.append(image)
-    image_vectors = embed_images(embedder, images, config.batch_size)
-    text_vectors = embed_texts(embedder, captions)
-    table = pa.table({"uid": pa.array(uids, pa.string()), "image": _vectors(image_vectors, embedder.dim),
-                      "text": _vectors(text_vectors, embedder.dim)})
+            if key in wanted and extension in ("jpg", "png", "webp"):
+                rows.append(wanted[key])
+                blobs.append(tar.extractfile(member).read())
+    image_vectors, embedded, errors = embed_encoded(embedder, blobs, config.batch_size)
+    rows_embedded = [rows[position] for position in embedded]
+    text_vectors = embed_texts(embedder, [row["caption"] or "" for row in rows_embedded])
+    table = pa.table({"uid": pa.array([row["uid"] for row in rows_embedded], pa.string()),
+                      "image": _vectors(image_vectors, embedder.dim), "text": _vectors(text_vectors, embedder.dim)})
     pq.write_table(table, out_dir / f"part-{shard:05d}.parquet")
-    if rejects:
+    if errors:
+        rejects = [{"uid": rows[position]["uid"], "reason": "undecodable", "detail": error}
+                   for position, error in sorted(errors.items())]
         (out_dir / REJECTS).mkdir(exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA), out_dir / REJECTS / f"part-{shard:05d}.parquet")
-    return len(uids), len(rejects), embedder.device
+        pq.write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA),
+                       out_dir / REJECTS / f"part-{shard:05d}.parquet")
+    return len(rows_embedded), len(errors), embedder.device
 
 
 def _embed_shards(download_dir: str, out_dir: str, config: EmbedConfig):

@@ -1,7 +1,8 @@
 """The closed-loop experiment's data: a long-tailed pool served on 127.0.0.1, curated by the pipeline and taken raw.
 
 DIR/pool      the pool (pipeline.experiments.longtail): images/, pool.jsonl (url, caption), labels.parquet
-DIR/curated   the pipeline's run on the pool: text stages, download, validate, rebalance, shards/ (curated arm)
+DIR/curated   the pipeline's run on the pool: text stages, download, validate, embed, dedup, decontaminate
+              (against CIFAR-10's test set), rebalance, shards/ (curated arm)
 DIR/raw       every url of the pool downloaded by img2dataset as it is: download/*.tar (raw arm)
 
 Both arms are downloaded with the same img2dataset options, so the images differ only by what curation did.
@@ -18,8 +19,10 @@ from pyspark.sql import SparkSession
 from pipeline.experiments.image_server import ImageServer
 from pipeline.experiments.longtail import LongTailDesign, write_pool
 from pipeline.image.check import ImageLimits
+from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
+from pipeline.semantic.semdedup import DedupConfig
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
 from pipeline.text.balancing import BalanceConfig
 
@@ -31,6 +34,7 @@ class ExperimentData:
     classes: tuple[str, ...]
     metadata: str
     t: float
+    evaluation: tuple[str, ...] = ()  # images the curated arm is decontaminated against (none: not decontaminated)
     force: bool = False
 
 
@@ -49,7 +53,8 @@ def prepare_experiment(spark: SparkSession, run: Path, data: ExperimentData) -> 
     balance = BalanceConfig(t=data.t, seed=0)
     images = ImageCurationConfig(download=download_options(parallelism, 250),
                                  limits=ImageLimits(min_side=0, max_aspect=float("inf")),
-                                 samples_per_shard=250)
+                                 dedup=DedupConfig(clusters=10), samples_per_shard=250,
+                                 decontaminate=DecontaminationConfig(data.evaluation) if data.evaluation else None)
     pool_stage = STAGES["pool"]
     labels = pq.read_table(pool_stage.file(run, "labels"), columns=["url", "caption", "name"])
     served = {name: pool_stage.file(run, "images") / name for name in labels.column("name").to_pylist()}

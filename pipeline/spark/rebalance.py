@@ -1,5 +1,5 @@
-"""The final MetaCLIP balance over the samples that survived download, validation and, when the run has a
-dedup stage, SemDeDup at one eps (MetaCLIP balances last).
+"""The final MetaCLIP balance over the samples that survived download, validation and, when the run has
+those stages, SemDeDup at one eps and decontamination (MetaCLIP balances last).
 
 Counts are recomputed over the survivors only, so an entry that lost images to failed downloads or
 duplicates gets a higher keep probability; the draws follow the same (seed, uid, entry_id) rule.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict
+from functools import reduce
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,21 +22,18 @@ from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_
 from pipeline.semantic.semdedup import chosen_eps
 from pipeline.spark.balance import balance_into, solve_t
 from pipeline.spark.count import entry_counts
-from pipeline.spark.outputs import materialize, reject_columns, work_dir
+from pipeline.spark.outputs import materialize, work_dir
 from pipeline.text.balancing import BalanceConfig, entry_probabilities
 from pipeline.text.counting import counts_table
 
-REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (STAGES[name] for name in
-                                              ("rebalance", "balance", "count", "validate", "dedup"))
+REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP, DECONTAMINATE = (
+    STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup", "decontaminate"))
 
 
-def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float, kept_uids: DataFrame) -> DataFrame:
-    """The samples validation kept that SemDeDup removed at eps, as rejects naming the sample they duplicate."""
+def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float) -> DataFrame:
+    """The uids SemDeDup removed at eps (the dedup stage's rejects say whose duplicates they are)."""
     dedup = spark.read.parquet(str(DEDUP.path(run_dir)))
-    removed = dedup.filter((F.col("eps") == eps) & (F.col("status") != "kept")).join(kept_uids, "uid", "left_semi")
-    detail = F.format_string("cosine similarity %.4f to %s (eps %s)", F.col("similarity"), F.col("duplicate_of"),
-                             F.lit(f"{eps:g}"))
-    return removed.select("uid", F.lit("semantic_duplicate").alias("reason"), detail.alias("detail"))
+    return dedup.filter((F.col("eps") == eps) & (F.col("status") == "removed")).select("uid")
 
 
 def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps: float | None = None,
@@ -44,47 +42,54 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     at `eps` (default: the dedup stage's only or smallest eps)."""
     run_dir = Path(run_dir)
     manifests = require_upstream(run_dir, REBALANCE.name)
-    dedup = present_upstream(run_dir, REBALANCE.name).get(DEDUP.folder)
+    present = present_upstream(run_dir, REBALANCE.name)
+    dedup, decontaminated = present.get(DEDUP.folder), present.get(DECONTAMINATE.folder)
     if dedup is None and eps is not None:
         raise UserInputError(f"{run_dir}: --eps needs a dedup stage; run {DEDUP.job} first")
-    applied = None if dedup is None else chosen_eps(dedup["config"]["eps"], eps)
+    applied = None if dedup is None else chosen_eps(dedup["eps"], eps)
     entries = pq.read_table(COUNT.file(run_dir, "counts"), columns=["entry"]).column("entry").to_pylist()
 
     def body(out_dir: Path) -> StageResult:
         try:
             return balance_survivors(out_dir)
         finally:
-            shutil.rmtree(work_dir(out_dir, "semantic_duplicates"), ignore_errors=True)
+            shutil.rmtree(work_dir(out_dir, "removed"), ignore_errors=True)
 
     def balance_survivors(out_dir: Path) -> StageResult:
         kept_uids = spark.read.parquet(str(VALIDATE.path(run_dir))).filter(F.col("status") == "kept").select("uid")
-        removed = None
+        taken_out = []
         if applied is not None:
-            removed = materialize(_semantic_duplicates(spark, run_dir, applied, kept_uids),
-                                  work_dir(out_dir, "semantic_duplicates"))
-            kept_uids = kept_uids.join(removed.select("uid"), "uid", "left_anti")
+            taken_out.append(_semantic_duplicates(spark, run_dir, applied))
+        if decontaminated is not None:
+            taken_out.append(spark.read.parquet(str(DECONTAMINATE.path(run_dir) / REJECTS)).select("uid"))
+        if taken_out:
+            gone = materialize(reduce(DataFrame.union, taken_out).distinct().join(kept_uids, "uid", "left_semi"),
+                               work_dir(out_dir, "removed"))
+            kept_uids = kept_uids.join(gone, "uid", "left_anti")
+            gone_count = gone.count()
         survivors = (spark.read.parquet(str(BALANCE.path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
         t = solve_t(spark, lambda: survivors, counts, config)
         probs = entry_probabilities(counts, t)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
-        rejected = dict(outcome.rejected)
-        if removed is not None:
-            rejected["semantic_duplicate"] = removed.count()
-            removed.select(*reject_columns(removed)).write.mode("append").parquet(str(out_dir / REJECTS))
         pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts),
                        out_dir / REBALANCE.files["entry_counts"])
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
                    "entries_matched": int((counts > 0).sum()),
                    "entries_selected": int((outcome.selected_counts > 0).sum()),
-                   "dedup": {"applied": applied is not None, "eps": applied}}
-        return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"], rows_out=outcome.selected,
-                           rejected=rejected, extra=summary)
+                   "dedup": {"applied": applied is not None, "eps": applied},
+                   "decontaminated": decontaminated is not None}
+        # What validation kept and neither dedup nor decontamination removed (their rejects are counted there)
+        return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"] - (gone_count if taken_out else 0),
+                           rows_out=outcome.selected,
+                           rejected=dict(outcome.rejected), extra=summary)
 
     # The counts give only the entries' names here: the selection's identity already holds the vocabulary.
     inputs = fingerprints({folder: manifest for folder, manifest in manifests.items() if folder != COUNT.folder})
     stage_config = asdict(config)
-    if applied is not None:  # a run without dedup keeps the identity it always had
+    if dedup is not None:  # a run without dedup keeps the identity it always had
         inputs[DEDUP.folder], stage_config["eps"] = dedup["fingerprint"], applied
+    if decontaminated is not None:
+        inputs[DECONTAMINATE.folder] = decontaminated["fingerprint"]
     return run_stage(run_dir, REBALANCE.folder, stage_config, inputs, body, force=force)

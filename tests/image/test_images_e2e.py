@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import webdataset
@@ -15,6 +16,7 @@ import webdataset
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.image.download import STATUS, run_download, selection_from_urls
+from pipeline.run.data import Run
 from pipeline.run.directory import REJECTS
 from pipeline.run.stages import STAGES
 from pipeline.spark.curate import TextCurationConfig, curate_text
@@ -155,6 +157,39 @@ def test_offline_image_demo_job_writes_readable_shards(demo_run):
     samples = list(webdataset.WebDataset(tars, shardshuffle=False).to_tuple("__key__", "txt"))
     assert index.num_rows == len(samples) > 400
     assert sorted(key for key, _ in samples) == sorted(index.column("uid").to_pylist())
+
+
+@pytest.mark.slow
+def test_the_demo_shards_hold_only_what_validation_dedup_and_decontamination_kept(demo_run):
+    out, stdout = demo_run
+    run = Run(out)
+    in_shards = set(pq.read_table(out / "shards" / STAGES["shards"].files["index"]).column("uid").to_pylist())
+    validate = run.table("validate", ["uid", "status"])
+    dedup_manifest = run.manifests["dedup"]
+    assert dedup_manifest["auto"] is not None and dedup_manifest["auto"]["says"] in stdout
+    eps = run.manifests["rebalance"]["dedup"]["eps"]
+    assert eps == (dedup_manifest["eps"] or [None])[0]
+    dedup = run.table("dedup", ["uid", "status", "eps"])
+    removed = {
+        "validate": set(validate.filter(pl.col("status") != "kept")["uid"]),
+        "dedup": set(dedup.filter((pl.col("eps") == eps) & (pl.col("status") == "removed"))["uid"]),
+        "decontaminate": set(run.rejects("decontaminate")["uid"]),
+    }
+    kept = set(validate.filter(pl.col("status") == "kept")["uid"]) - removed["dedup"] - removed["decontaminate"]
+    # the demo's evaluation set, one photo of each class, goes wherever validation kept it (under either url)
+    evaluation = {path.name for path in (out / "eval_images").iterdir()}
+    served = run.captions().with_columns(pl.col("url").str.split("/").list.last().str.strip_prefix("copy-")
+                                         .alias("name"))
+    planted = set(served.filter(pl.col("name").is_in(evaluation))["uid"]) & set(validate["uid"])
+    assert len(evaluation) == 10 and removed["decontaminate"] == planted - removed["validate"]
+    assert len(removed["decontaminate"]) >= 5
+    assert in_shards <= kept and not in_shards & set().union(*removed.values())
+    assert in_shards == set(run.table("rebalance", ["uid"])["uid"])
+    for row in run.funnel().iter_rows(named=True):
+        assert row["rows_in"] == row["rows_out"] + row["rejected"], row["stage"]
+    funnel = {row["stage"]: row for row in run.funnel().iter_rows(named=True)}
+    assert funnel["decontaminate"]["reasons"] == [{"reason": "eval_duplicate", "rows": len(removed["decontaminate"])}]
+    assert funnel["rebalance"]["rows_in"] == len(kept)
 
 
 @pytest.mark.slow

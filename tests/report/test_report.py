@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline.report import write_report
 from pipeline.run.directory import read_manifest
 from pipeline.run.stages import TEXT_STAGES
+from pipeline.semantic.separation import AUTO_EPS
 from tests.browser import render
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
@@ -49,7 +50,8 @@ def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo
     run_dir = demo_run[0]
     html = write_report(run_dir, tmp_path / "report", train=[demo_training])
     page = assert_renders(html)
-    stages = ["ingest", "matches", "entry_counts", "selection", "download", "validate", "rebalance", "shards"]
+    stages = ["ingest", "matches", "entry_counts", "selection", "download", "validate", "embed", "dedup",
+              "decontaminate", "rebalance", "shards"]
     assert_funnel_is_the_manifests(page, run_dir, stages)
     assert page.headings[:2] == ["Stage funnel", "Balancing"] and {"Matching", "Image dedup", "Training"} <= set(
         page.headings)
@@ -76,6 +78,13 @@ def test_demo_run_report_renders_with_its_figures_and_the_manifests_numbers(demo
     pairs = page.tables["duplicate-pairs"]
     assert len(pairs) == 12 and page.images == len(figures) + 2 * len(pairs)
     assert numbers["training"]["tiny"]["steps"] == 10 and len(numbers["training"]["tiny"]["zero_shot_top1"]) == 2
+    # The dedup stage's separation table, one row per candidate eps, the applied one marked
+    dedup = read_manifest(run_dir / "dedup")
+    separation = page.tables["separation"]
+    assert len(separation) == len(dedup["separation"]) == len(AUTO_EPS)
+    assert [row["cells"][0] for row in separation if "applied" in row["cells"][0]] == [
+        f"{eps:g} (applied)" for eps in dedup["eps"]]
+    assert dedup["auto"]["says"] in page.text
 
     again = write_report(run_dir, tmp_path / "report", train=[demo_training])  # idempotent: the same page
     assert again.read_text() == html.read_text()
@@ -88,7 +97,7 @@ def test_a_run_with_missing_stages_gets_a_report_of_what_exists(demo_run, demo_t
     shutil.copytree(demo_training, text_only / "train")  # found without --train
     page = assert_renders(write_report(text_only))
     assert_funnel_is_the_manifests(page, text_only, list(TEXT_FOLDERS))
-    assert "Not run yet: download, validate, rebalance, shards" in page.text
+    assert "Not run yet: download, validate, embed, dedup, rebalance, shards" in page.text
     assert "Image dedup" not in page.headings and "Training" in page.headings
 
     ingest_only = tmp_path / "ingest-only"

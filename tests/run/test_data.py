@@ -91,7 +91,7 @@ def test_report_of_a_text_run_lists_the_unmatched_caption(run):
     assert numbers["balancing"] | {"tail_share": None} == {
         "t": 2, "entries_matched": 2, "head_entries": 1, "tail_entries": 1, "tail_share": None, "matches": 4,
         "selected_matches": 3}
-    assert "nothing here" in html and "Not run yet: download, validate, rebalance, shards" in html
+    assert "nothing here" in html and "Not run yet: download, validate, embed, dedup, rebalance, shards" in html
     assert sorted(path.name for path in (run / "report").glob("*.png")) == [
         "entry_counts.png", "funnel.png", "matches_per_caption.png"]
     assert "report" not in Run(run).manifests  # the report is not taken for a stage

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline.errors import UserInputError
-from pipeline.semantic.embedding import embed_images, embed_texts, load_embedder
+from pipeline.semantic.embedding import EmbedTiming, embed_encoded, embed_images, embed_texts, load_embedder
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +34,15 @@ def test_unknown_model_and_missing_checkpoint_are_clear_errors(tmp_path):
         load_embedder("no-such-model", device="cpu")
     with pytest.raises(UserInputError, match="nope.pt: checkpoint not found"):
         load_embedder("metacurate-tiny", checkpoint=str(tmp_path / "nope.pt"), device="cpu")
+
+
+def test_loader_threads_decode_ahead_and_name_what_they_cannot_decode(tiny, cifar_images):
+    blobs = [path.read_bytes() for path in list(cifar_images.values())[:9]]
+    blobs.insert(4, b"<html>not an image</html>")
+    timing = EmbedTiming()
+    vectors, positions, errors = embed_encoded(tiny, blobs, batch_size=3, loaders=2, ahead=1, timing=timing)
+    assert positions == [0, 1, 2, 3, 5, 6, 7, 8, 9] and list(errors) == [4]
+    assert errors[4].startswith("UnidentifiedImageError")
+    decoded = [Image.open(io.BytesIO(blobs[position])).convert("RGB") for position in positions]
+    assert np.array_equal(vectors, embed_images(tiny, decoded, batch_size=3))
+    assert timing.images == 9 and 0 <= timing.wait_share <= 1 and timing.seconds > 0

@@ -77,13 +77,14 @@ def test_only_samples_validation_and_dedup_kept_reach_the_shards(spark, embedded
     final = uids(STAGES["rebalance"].path(run))
     assert final == validated - removed
     assert {row["uid"] for row in pq.read_table(run / "shards" / STAGES["shards"].files["index"]).to_pylist()} == final
-    rejects = pq.read_table(STAGES["rebalance"].path(run) / REJECTS).to_pylist()
-    assert {row["uid"] for row in rejects if row["reason"] == "semantic_duplicate"} == removed
-    assert all("cosine similarity" in row["detail"] and "(eps 0.3)" in row["detail"]
-               for row in rejects if row["reason"] == "semantic_duplicate")
-    assert rebalance["rejected"] == {"semantic_duplicate": len(removed)}
-    assert rebalance["rows_in"] == rebalance["rows_out"] + sum(rebalance["rejected"].values())
-    assert rebalance["dedup"] == {"applied": True, "eps": 0.3} and rebalance["config"]["eps"] == 0.3
+    at_first_eps = validated - uids(STAGES["dedup"].path(run), "kept", eps=0.02)
+    rejects = pq.read_table(STAGES["dedup"].path(run) / REJECTS).to_pylist()  # the dedup stage's, at its first eps
+    assert {row["uid"] for row in rejects} == at_first_eps
+    assert {row["reason"] for row in rejects} == {"semantic_duplicate"}
+    assert all("cosine similarity" in row["detail"] and "(eps 0.02)" in row["detail"] for row in rejects)
+    assert rebalance["rejected"] == {} and rebalance["rows_in"] == rebalance["rows_out"] == len(final)
+    assert rebalance["dedup"] == {"applied": True, "eps": 0.3} and not rebalance["decontaminated"]
+    assert rebalance["config"]["eps"] == 0.3
     assert shards["rows_out"] == len(final)
 
     # Another eps: rebalance and shards are recomputed, nothing upstream.
@@ -111,3 +112,16 @@ def test_a_run_without_dedup_is_balanced_as_before_and_says_so(spark, embedded_r
     assert uids(STAGES["rebalance"].path(embedded_run)) == uids(STAGES["validate"].path(embedded_run), "kept")
     with pytest.raises(UserInputError, match="--eps needs a dedup stage; run jobs/dedup.py first"):
         run_rebalance(spark, embedded_run, EVERY_SAMPLE, eps=0.05)
+
+
+def test_eps_auto_keeps_a_poor_embedder_from_wrecking_the_set(spark, embedded_run):
+    """The untrained tiny model's embeddings are nearly all alike: --eps auto must not let it merge distinct
+    photos, whatever eps it settles on."""
+    dedup = run_dedup(spark, embedded_run, DedupConfig(clusters=2))
+    chosen = dedup["auto"]["chosen"]
+    if chosen is not None:
+        row = next(row for row in dedup["separation"] if row["eps"] == chosen)
+        assert row["false_merge_rate"] < 0.01
+    assert dedup["rows_out"] >= 0.9 * dedup["rows_in"]
+    rebalance = run_rebalance(spark, embedded_run, EVERY_SAMPLE)
+    assert rebalance["dedup"]["eps"] == chosen and rebalance["rows_in"] == dedup["rows_out"]
