@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     dedup = bench_semdedup(args.count, args.clusters)
     print(f"SemDeDup of {dedup['embeddings']:,} random {dedup['dim']}-d embeddings, {dedup['clusters']} clusters, "
-          f"FAISS on {dedup['device']}:")
+          f"backend {dedup['device']}:")
     print(f"  k-means {dedup['kmeans_s']:.1f} s, assignment {dedup['assign_s']:.1f} s, dedup within clusters "
           f"{dedup['dedup_s']:.1f} s: {dedup['embeddings_per_s']:,.0f} embeddings/s")
     embedding = bench_embedding(args.images)

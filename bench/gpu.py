@@ -82,11 +82,12 @@ def web_like_jpegs(count: int, side: int = 256) -> list[bytes]:
     return [photos[index % len(photos)] for index in range(count)]
 
 
-def bench_embedding(count: int, batch_size: int = 256, loaders: int = 12) -> dict:
-    from pipeline.semantic.embedding import EmbedTiming, embed_encoded, load_embedder
+def bench_embedding(count: int, batch_size: int = 256, loaders: int | None = None) -> dict:
+    from pipeline.semantic.embedding import EmbedTiming, default_loaders, embed_encoded, load_embedder
 
     blobs = web_like_jpegs(count)
     embedder = load_embedder("ViT-B-32")
+    loaders = loaders or default_loaders(embedder.device)
     embed_encoded(embedder, blobs[:2 * batch_size], batch_size, loaders)  # warm-up
     timing = EmbedTiming()
     embed_encoded(embedder, blobs, batch_size, loaders, timing=timing)

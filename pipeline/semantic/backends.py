@@ -83,8 +83,12 @@ class FaissBackend:
         return nearest[:, 0].astype(np.int32), similarity[:, 0]
 
     def close_pairs(self, ranked: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every pair (earlier, later) of rows with cosine similarity above threshold. A range search on the
-        CPU index (FAISS's GPU indexes have none): memory grows with the close pairs, not the cluster's square."""
+        """Every pair (earlier, later) of rows with cosine similarity above threshold. FAISS's GPU indexes have
+        no range search, so with a GPU the cluster is multiplied in blocks on it by torch (a CUDA machine with
+        faiss-gpu has CUDA torch); on the CPU a range search, whose memory grows with the close pairs, not with
+        the square of the cluster."""
+        if self.gpu and cuda_torch():
+            return TorchBackend("cuda").close_pairs(ranked, threshold)
         faiss = _faiss()
         index = faiss.IndexFlatIP(ranked.shape[1])
         index.add(ranked)

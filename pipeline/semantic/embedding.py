@@ -7,6 +7,7 @@ which run on CPU in tests).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -87,13 +88,22 @@ class EmbedTiming:
         return self.waiting / self.seconds if self.seconds else 0.0
 
 
-def embed_encoded(embedder: Embedder, blobs: Sequence[bytes], batch_size: int = 256, loaders: int = 4,
+def default_loaders(device: str) -> int:
+    """Loader threads: on a GPU, all cores but two (the model's launch thread and the rest of the process); on
+    the CPU one, which overlaps decoding with the model without taking cores from torch's own threads
+    (measured: more are slower on 2 cores)."""
+    return max(1, (os.cpu_count() or 2) - 2) if device.startswith("cuda") else 1
+
+
+def embed_encoded(embedder: Embedder, blobs: Sequence[bytes], batch_size: int = 256, loaders: int | None = None,
                   ahead: int = 2, timing: EmbedTiming | None = None) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Unit-norm float16 embeddings of encoded images. `loaders` threads decode and preprocess them (PIL
-    releases the GIL while it decodes and resizes) up to `ahead` batches before the model needs them, so a GPU
-    is not left waiting and memory holds only those batches. Returns the embeddings, the positions of the
-    images they belong to, and the error of each image that could not be decoded, by position."""
+    """Unit-norm float16 embeddings of encoded images. `loaders` threads (default_loaders) decode and
+    preprocess a batch each (PIL releases the GIL while it decodes and resizes), at most `loaders + ahead`
+    batches before the model needs them, so a GPU is not left waiting and memory holds only those batches.
+    Returns the embeddings, the positions of the images they belong to, and the error of each image that could
+    not be decoded, by position."""
     import io
+    import itertools
     import time
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -101,37 +111,35 @@ def embed_encoded(embedder: Embedder, blobs: Sequence[bytes], batch_size: int = 
     import torch
     from PIL import Image
 
-    def load(position: int):
-        try:
-            return position, embedder.preprocess(Image.open(io.BytesIO(blobs[position])).convert("RGB")), None
-        except Exception as err:  # noqa: BLE001 - any decoding failure is that image's, reported by position
-            return position, None, f"{type(err).__name__}: {err}"
+    def load(start: int) -> tuple[list, list, dict]:
+        """One batch decoded and preprocessed: (positions, tensors, errors by position)."""
+        positions, tensors, failed = [], [], {}
+        for position in range(start, min(start + batch_size, len(blobs))):
+            try:
+                tensors.append(embedder.preprocess(Image.open(io.BytesIO(blobs[position])).convert("RGB")))
+                positions.append(position)
+            except Exception as err:  # noqa: BLE001 - any decoding failure is that image's, reported by position
+                failed[position] = f"{type(err).__name__}: {err}"
+        return positions, tensors, failed
 
     timing = timing if timing is not None else EmbedTiming()
+    loaders = loaders or default_loaders(embedder.device)
     rows, kept, errors = [np.zeros((0, embedder.dim), np.float16)], [], {}
     starts = iter(range(0, len(blobs), batch_size))
     started = time.perf_counter()
-    with ThreadPoolExecutor(max(1, loaders)) as pool, torch.inference_mode(), _autocast(embedder.device):
-        def submit() -> None:
-            start = next(starts, None)
-            if start is not None:
-                pending.append([pool.submit(load, position)
-                                for position in range(start, min(start + batch_size, len(blobs)))])
-
-        pending: deque = deque()
-        for _ in range(1 + ahead):
-            submit()
+    with ThreadPoolExecutor(loaders) as pool, torch.inference_mode(), _autocast(embedder.device):
+        pending = deque(pool.submit(load, start) for start in itertools.islice(starts, loaders + ahead))
         while pending:
             waited = time.perf_counter()
-            loaded = [future.result() for future in pending.popleft()]
+            positions, tensors, failed = pending.popleft().result()
             timing.waiting += time.perf_counter() - waited
-            submit()
-            errors.update({position: error for position, _, error in loaded if error is not None})
-            good = [(position, tensor) for position, tensor, error in loaded if error is None]
-            if good:
-                tensors = torch.stack([tensor for _, tensor in good]).to(embedder.device, non_blocking=True)
-                rows.append(_unit_float16(embedder.model.encode_image(tensors)))
-                kept.extend(position for position, _ in good)
+            for start in itertools.islice(starts, 1):
+                pending.append(pool.submit(load, start))
+            errors.update(failed)
+            if tensors:
+                batch = torch.stack(tensors).to(embedder.device, non_blocking=True)
+                rows.append(_unit_float16(embedder.model.encode_image(batch)))
+                kept.extend(positions)
     timing.images += len(kept)
     timing.seconds += time.perf_counter() - started
     return np.concatenate(rows), kept, errors

@@ -1,7 +1,8 @@
 """Spark binding of embedding: one task per downloaded shard writes that shard's embeddings.
 
-Each Python worker loads the model once, on the GPU Spark assigned the task when the job asks for GPUs per
-task (see README: spark.task.resource.gpu.amount and conf/gpu_discovery.sh), else on the GPU or CPU it finds.
+Each Python worker loads the model once. When the executors have GPUs (README: GPUs), the embed tasks ask for
+one each (a stage-level resource profile), so each GPU serves one task at a time, and load the model on the GPU
+Spark assigned them; else on the GPU or CPU they find.
 Loader threads decode a shard's images ahead of the model; a task embeds images and captions in batches and
 writes `DIR/embed/part-NNNNN.parquet` (uid, image and text as float16 vectors) itself;
 undecodable images go to `DIR/embed/_rejects`. Only counts travel back to the driver.
@@ -26,6 +27,20 @@ from pipeline.spark.outputs import ddl
 EMBED, DOWNLOAD = STAGES["embed"], STAGES["download"]
 _COUNTS = pa.schema([("embedded", pa.int64()), ("undecodable", pa.int64()), ("device", pa.string())])
 _EMBEDDERS: dict = {}  # one model per Python worker and configuration
+
+
+EXECUTOR_GPUS = "spark.executor.resource.gpu.amount"
+
+
+def gpu_task_profile(conf_get):
+    """A stage-level resource profile asking one GPU per task, when the executors were given GPUs
+    (`EXECUTOR_GPUS` and a discovery script); else None. Only the embed tasks ask, so the other stages of an
+    all-in-one job keep every core."""
+    from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    if not float(conf_get(EXECUTOR_GPUS, "0") or 0):
+        return None
+    return ResourceProfileBuilder().require(TaskResourceRequests().resource("gpu", 1.0)).build
 
 
 def _assigned_gpu() -> str | None:
@@ -98,7 +113,8 @@ def run_embed(spark: SparkSession, run_dir: Path, config: EmbedConfig, force: bo
         shards = finished_shards(download_dir)
         frame = spark.createDataFrame([(shard,) for shard in shards], "shard int")
         frame = frame.repartition(max(1, min(len(shards), spark.sparkContext.defaultParallelism)))
-        counts = frame.mapInArrow(_embed_shards(str(download_dir), str(out_dir), config), ddl(_COUNTS)).collect()
+        counts = frame.mapInArrow(_embed_shards(str(download_dir), str(out_dir), config), ddl(_COUNTS),
+                                  profile=gpu_task_profile(spark.conf.get)).collect()
         embedded = sum(row["embedded"] for row in counts)
         undecodable = sum(row["undecodable"] for row in counts)
         dim = pq.read_schema(next(out_dir.glob("part-*.parquet"))).field("image").type.list_size if counts else 0

@@ -78,7 +78,7 @@ def test_spark_dedup_equals_the_library_on_the_same_centroids(spark, tmp_path):
     assert {row["uid"] for row in rejects} == {row["uid"] for row in result.to_pylist()
                                                  if row["eps"] == 0.02 and row["status"] == "removed"}
     assert int(kept["0.02"]) >= int(kept["0.1"]) and int(kept["0.1"]) <= len(uids) - 250
-    assert manifest["device"] == "cpu" and manifest["clusters"] == 6
+    assert manifest["device"] == "faiss-cpu" and manifest["clusters"] == 6
     read_back = Run(tmp_path)  # as the report and the notebooks see the run
     groups = read_back.duplicate_groups()
     assert len(groups) == len(uids) - int(kept["0.02"]) and set(groups["kind"]) == {"semantic"}
@@ -115,7 +115,7 @@ def test_eps_auto_on_an_embedder_that_separates_finds_the_known_duplicates(spark
     uids = [f"{index:032x}" for index in range(len(vectors))]
     known = {uids[1_350 + index]: uids[source] for index, source in enumerate(sources[:100])}  # 50 copies unknown
     write_run(tmp_path, vectors, uids, known)
-    manifest = run_dedup(spark, tmp_path, DedupConfig(clusters=4))
+    manifest = run_dedup(spark, tmp_path, DedupConfig(clusters=20))
     chosen = manifest["auto"]["chosen"]
     row = next(row for row in manifest["separation"] if row["eps"] == chosen)
     assert chosen >= 0.05 and manifest["eps"] == [chosen]

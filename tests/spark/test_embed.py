@@ -1,4 +1,5 @@
-"""The embed stage over downloaded shards: float16 vectors per uid, a corrupt image recorded as a reject."""
+"""The embed stage over downloaded shards: float16 vectors per uid, a corrupt image recorded as a reject; GPUs
+asked per task only where the executors have them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pipeline.experiments.image_server import ImageServer
 from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.directory import REJECTS
 from pipeline.semantic.embedding import EmbedConfig
-from pipeline.spark.embed import run_embed
+from pipeline.spark.embed import EXECUTOR_GPUS, _assigned_gpu, gpu_task_profile, run_embed
 from tests.helpers import OPTIONS
 
 
@@ -45,3 +46,15 @@ def test_embed_writes_unit_vectors_per_uid_and_rejects_a_corrupt_image(spark, tm
     assert vectors.shape == (len(uids) - 1, 128)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-2)
     assert damaged_key
+
+
+def test_embed_tasks_ask_for_a_gpu_only_where_executors_have_them():
+    assert gpu_task_profile({}.get) is None
+    assert gpu_task_profile({EXECUTOR_GPUS: "0"}.get) is None
+    profile = gpu_task_profile({EXECUTOR_GPUS: "1"}.get)
+    assert set(profile.taskResources) == {"gpu"} and profile.taskResources["gpu"].amount == 1.0
+    assert profile.executorResources == {}  # the executors' own GPU amount stays what the job gave them
+
+
+def test_outside_a_spark_task_no_gpu_is_assigned():
+    assert _assigned_gpu() is None
