@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.experiments.image_server import ImageServer, unpack_jpegs
+from pipeline.experiments.image_server import SERVED_FROM, ImageServer, unpack_jpegs
 from pipeline.image.check import ImageLimits, inspect_image
 from pipeline.image.download import DownloadOptions, run_download, selection_from_urls
 
@@ -55,7 +55,8 @@ def stage_download(urls: list[str], work: Path, options: DownloadOptions) -> flo
 
 
 def bench_download(files: dict[str, Path], work: Path) -> dict:
-    options = DownloadOptions(processes_count=2, thread_count=16, number_sample_per_shard=1000)
+    options = DownloadOptions(processes_count=2, thread_count=16, number_sample_per_shard=1000,
+                              allow_network=SERVED_FROM)
     with ImageServer(files) as server:
         urls = [server.url("img", name) for name in files]
         plain = min(plain_img2dataset(urls, work, options) for _ in range(2))

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import REPO
+from pipeline.experiments.image_server import SERVED_FROM
 from pipeline.image.download import DownloadOptions
 
 SHARED = REPO.parent / "shared" / "data"
@@ -38,7 +39,9 @@ ENV = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": 
        "SPARK_LOCAL_IP": "127.0.0.1"}
 # img2dataset settings of the download tests: small shards, so a run has several. The image server's /slow/
 # route never answers before the timeout, so the timeout only has to spare real images on a busy machine.
-OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=5, number_sample_per_shard=16)
+LOOPBACK = ("--allow-network", *SERVED_FROM)  # what a download job needs to reach the test image server
+OPTIONS = DownloadOptions(processes_count=2, thread_count=8, timeout=5, number_sample_per_shard=16,
+                          allow_network=SERVED_FROM)
 
 
 def require_shared_data(path: Path = SHARED) -> Path:

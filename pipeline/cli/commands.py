@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.cli import configs
 from pipeline.clip.evaluate import read_classes
 from pipeline.experiments.demo import demo_files, write_demo_eval_set, write_demo_pool
-from pipeline.experiments.image_server import ImageServer
+from pipeline.experiments.image_server import SERVED_FROM, ImageServer
 from pipeline.experiments.study import arm_shards
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
@@ -132,7 +132,7 @@ def demo_images_command(args: argparse.Namespace) -> None:
         evaluation = write_demo_eval_set(files, run / "eval_images")
         images = ImageCurationConfig(
             download=DownloadOptions(processes_count=spark.sparkContext.defaultParallelism, thread_count=16,
-                                     timeout=5),
+                                     timeout=5, allow_network=SERVED_FROM),
             limits=ImageLimits(min_side=0, max_aspect=3), dedup=DedupConfig(clusters=10),
             decontaminate=DecontaminationConfig(eval=(str(evaluation),)), samples_per_shard=100)
         with ImageServer(files) as server:

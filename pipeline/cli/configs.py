@@ -11,6 +11,7 @@ from pipeline.experiments.longtail import LongTailDesign
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions
+from pipeline.image.network import networks
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig, eps_list
 from pipeline.spark.curate import TextCurationConfig
@@ -56,7 +57,10 @@ def download_options(args: argparse.Namespace, parallelism: int, local: bool) ->
         timeout=args.timeout, retries=args.retries, number_sample_per_shard=args.samples_per_shard,
         # In local mode img2dataset's own process pool is the leanest; on a cluster its Spark distributor
         # runs the shards on the executors through the job's session.
-        distributor="multiprocessing" if local else "pyspark")
+        distributor="multiprocessing" if local else "pyspark",
+        allow_network=tuple(str(network) for network in networks(tuple(args.allow_network))),
+        user_agent_token=args.user_agent_token, exclude_domains=args.exclude_domains,
+        include_domains=args.include_domains)
 
 
 def image_limits(args: argparse.Namespace) -> ImageLimits:

@@ -80,6 +80,14 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=int, default=defaults.timeout, help="seconds per request")
     group.add_argument("--retries", type=int, default=defaults.retries, help="immediate retries per url")
     group.add_argument("--samples-per-shard", type=int, default=defaults.number_sample_per_shard)
+    group.add_argument("--user-agent-token", help="your crawler's name in the User-Agent, as X-Robots-Tag rules "
+                                                  "address crawlers (noai, noimageai, ... are always honoured)")
+    group.add_argument("--exclude-domains", metavar="FILE",
+                       help="never request urls of these domains or their subdomains (one per line)")
+    group.add_argument("--include-domains", metavar="FILE", help="request only urls of these domains")
+    group.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                       help="let downloads reach this address range too (repeatable; by default only public "
+                            "addresses: no loopback, private, link-local or metadata addresses)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="download again the urls whose last attempt failed, as new shards")
 

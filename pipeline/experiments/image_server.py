@@ -31,9 +31,14 @@ def unpack_jpegs(archive: Path, folder: Path, limit: int) -> dict[str, Path]:
     return files
 
 
+# The only range the demo, the experiment, the tests and the benchmarks let downloads reach besides public ones
+SERVED_FROM = ("127.0.0.1/32",)
+
+
 class ImageServer:
     def __init__(self, files: dict[str, Path], port: int = 0):
         self.files = dict(files)
+        self.redirects: dict[str, str] = {}  # /redirect/NAME answers 302 to the url given here
         self.slow_reached = threading.Event()
         self._released = threading.Event()
         self.requests: list[str] = []
@@ -76,7 +81,11 @@ class ImageServer:
             route = "img"
         if route == "flaky":
             route = "img" if self.flaky_healed else "unavailable"
-        if route == "html":
+        if route == "redirect" and name in self.redirects:
+            self._send(handler, 302, b"", "text/plain", {"Location": self.redirects[name]})
+        elif route == "noai" and name in self.files:  # the image, with an opt-out header
+            self._send(handler, 200, self.files[name].read_bytes(), "image/jpeg", {"X-Robots-Tag": "noai"})
+        elif route == "html":
             self._send(handler, 200, b"<html><body>not an image</body></html>", "text/html")
         elif route == "img" and name in self.files:
             kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -87,10 +96,13 @@ class ImageServer:
             self._send(handler, 404, b"not found", "text/plain")
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, code: int, body: bytes, kind: str) -> None:
+    def _send(handler: BaseHTTPRequestHandler, code: int, body: bytes, kind: str,
+              headers: dict[str, str] | None = None) -> None:
         try:
             handler.send_response(code)
             handler.send_header("Content-Type", kind)
+            for header, value in (headers or {}).items():
+                handler.send_header(header, value)
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
             handler.wfile.write(body)

@@ -5,7 +5,9 @@ img2dataset owns DIR/download: its shards (`NNNNN.tar`, `NNNNN.parquet`, `NNNNN_
 - the url list of each pass is written once to `_input/pass-N.parquet`, so a killed pass resumes with the
   same shard numbering and img2dataset skips the shards it finished (those with a stats file);
 - `--retry-failed` downloads only the uids whose last attempt failed, as new shards (img2dataset's extend mode);
-- `_status/` holds one row per uid: its final status (a success from any pass wins), error and shard;
+- every request goes to a public address, or to a range `allow_network` opens (pipeline.image.network): a
+  refused url ends with reason `non_public_address`;
+- `_status/` holds one row per uid: its final status (a success from any pass wins), reason, error and shard;
 - `_manifest.json` is written last: without it the stage is not complete.
 """
 
@@ -25,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.image.domains import EXCLUDED_DOMAIN, DomainRules
+from pipeline.image.network import REFUSED, NetworkPolicy
 from pipeline.run.directory import (
     MANIFEST,
     REJECT_SCHEMA,
@@ -43,6 +47,8 @@ SELECTION_COLUMNS = ["uid", "url", "caption"]
 STATUS_COLUMNS = ["uid", "url", "key", "shard", "status", "error_message", "width", "height", "original_width",
                   "original_height", "sha256"]
 _HTTP_URL = r"(?i)^https?://[^/?#\s]+"
+OPTED_OUT = "opted_out"  # the site's X-Robots-Tag said noai, noimageai, noindex or noimageindex
+ROBOTS_REFUSAL = "disallowed by X-Robots-Tag"  # img2dataset's error message for it
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,10 @@ class DownloadOptions:
     retries: int = 0
     number_sample_per_shard: int = 10_000
     distributor: str = "multiprocessing"  # multiprocessing | pyspark (uses the active SparkSession)
+    allow_network: tuple[str, ...] = ()  # CIDR ranges reachable besides public addresses (pipeline.image.network)
+    user_agent_token: str | None = None  # names the crawler in the User-Agent, as X-Robots-Tag rules address it
+    exclude_domains: str | None = None  # a file of domains whose urls (subdomains included) are never requested
+    include_domains: str | None = None  # a file of the only domains whose urls are requested
 
 
 def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[str] | None = None) -> list[str]:
@@ -84,20 +94,32 @@ def selection_from_urls(run_dir: Path, urls: list[str | None], captions: list[st
     return uids
 
 
+def _rejects(rows: pa.Table, reason: str, details: list[str]) -> pa.Table:
+    """Selection rows as rejects in the common schema (the url as the preview)."""
+    return pa.table({
+        "uid": rows.column("uid"),
+        "reason": pa.array([reason] * rows.num_rows, pa.string()),
+        "detail": pa.array(details, pa.string()),
+        "source_file": pa.nulls(rows.num_rows, pa.string()),
+        "source_row": pa.nulls(rows.num_rows, pa.int64()),
+        "preview": pc.utf8_slice_codeunits(rows.column("url"), 0, 200),
+    }, schema=REJECT_SCHEMA)
+
+
 def split_by_scheme(selection: pa.Table) -> tuple[pa.Table, pa.Table]:
     """Rows whose url is http(s) with a host, and the rest as rejects in the common schema."""
-    urls = selection.column("url")
-    good = pc.fill_null(pc.match_substring_regex(urls, _HTTP_URL), False)
+    good = pc.fill_null(pc.match_substring_regex(selection.column("url"), _HTTP_URL), False)
     bad = selection.filter(pc.invert(good))
-    rejects = pa.table({
-        "uid": bad.column("uid"),
-        "reason": pa.array(["unsupported_scheme"] * bad.num_rows, pa.string()),
-        "detail": pa.array(["only http and https urls are downloaded"] * bad.num_rows, pa.string()),
-        "source_file": pa.nulls(bad.num_rows, pa.string()),
-        "source_row": pa.nulls(bad.num_rows, pa.int64()),
-        "preview": pc.utf8_slice_codeunits(bad.column("url"), 0, 200),
-    }, schema=REJECT_SCHEMA)
-    return selection.filter(good), rejects
+    return selection.filter(good), _rejects(bad, "unsupported_scheme",
+                                            ["only http and https urls are downloaded"] * bad.num_rows)
+
+
+def split_by_domain(selection: pa.Table, rules: DomainRules) -> tuple[pa.Table, pa.Table]:
+    """Rows whose host the domain rules let through, and the rest as `excluded_domain` rejects."""
+    verdicts = [rules.refusal(url) for url in selection.column("url").to_pylist()]
+    refused = pa.array([verdict is not None for verdict in verdicts])
+    return (selection.filter(pc.invert(refused)),
+            _rejects(selection.filter(refused), EXCLUDED_DOMAIN, [verdict for verdict in verdicts if verdict]))
 
 
 def finished_shards(download_dir: Path) -> list[int]:
@@ -131,9 +153,16 @@ def final_status(attempts: pa.Table) -> pa.Table:
 def _run_img2dataset(input_path: Path, download_dir: Path, options: DownloadOptions, mode: str) -> None:
     from img2dataset import download
 
-    download(url_list=str(input_path), output_folder=str(download_dir), input_format="parquet",
-             output_format="webdataset", url_col="url", caption_col="caption", save_additional_columns=["uid"],
-             incremental_mode=mode, compute_hash="sha256", **asdict(options))
+    from pipeline.image.guarded_downloader import guarded_img2dataset
+
+    arguments = asdict(options)
+    policy = NetworkPolicy(tuple(arguments.pop("allow_network")))
+    for ours in ("exclude_domains", "include_domains"):  # applied before img2dataset sees the urls
+        arguments.pop(ours)
+    with guarded_img2dataset(policy):
+        download(url_list=str(input_path), output_folder=str(download_dir), input_format="parquet",
+                 output_format="webdataset", url_col="url", caption_col="caption", save_additional_columns=["uid"],
+                 incremental_mode=mode, compute_hash="sha256", **arguments)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -143,10 +172,13 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     temporary.replace(path)
 
 
-def _first_pass(selection_dir: Path, out: Path) -> tuple[int, pa.Table]:
-    """Write the url list of the first pass and the scheme rejects, once; return rows in and rejects."""
+def _first_pass(selection_dir: Path, out: Path, rules: DomainRules) -> tuple[int, pa.Table]:
+    """Write the url list of the first pass and the scheme and domain rejects, once; return rows in and
+    rejects. Nothing is requested for a rejected url."""
     selection = ds.dataset(selection_dir, format="parquet").to_table(columns=SELECTION_COLUMNS)
-    good, rejects = split_by_scheme(selection.sort_by("uid"))
+    good, bad_scheme = split_by_scheme(selection.sort_by("uid"))
+    good, bad_domain = split_by_domain(good, rules)
+    rejects = pa.concat_tables([bad_scheme, bad_domain])
     _write_atomic(rejects, out / REJECTS / "rejects.parquet")
     _write_atomic(good, out / INPUT / "pass-0.parquet")
     return selection.num_rows, rejects
@@ -165,8 +197,18 @@ def _retry_pass(out: Path) -> Path | None:
     return path
 
 
+def with_reasons(status: pa.Table) -> pa.Table:
+    """The status rows with a `reason`: img2dataset's status, except a url the network guard refused."""
+    def says(text: str):
+        return pc.fill_null(pc.match_substring(status.column("error_message"), text), False)
+
+    reason = pc.if_else(says(f"{REFUSED}:"), REFUSED,
+                        pc.if_else(says(ROBOTS_REFUSAL), OPTED_OUT, status.column("status")))
+    return status.append_column("reason", reason)
+
+
 def _outcome_counts(status: pa.Table) -> dict[str, int]:
-    counts = pc.value_counts(status.column("status")).to_pylist()
+    counts = pc.value_counts(status.column("reason")).to_pylist()
     return {item["values"]: item["counts"] for item in counts}
 
 
@@ -184,8 +226,11 @@ def run_download(run_dir: Path, options: DownloadOptions, retry_failed: bool = F
     upstream = manifests[BALANCE.folder]
     out = DOWNLOAD.path(run_dir)
     # How many processes and threads do the work does not change the result.
+    rules = DomainRules.from_files(options.exclude_domains, options.include_domains)
     config = {key: value for key, value in asdict(options).items()
               if key not in ("processes_count", "thread_count", "distributor")}
+    if rules.fingerprint:  # the lists' contents, not just their paths
+        config["domains"] = rules.fingerprint
     stage_fingerprint = fingerprint(DOWNLOAD.folder, config, fingerprints(manifests))
     current = read_manifest(out)
     if current and current["fingerprint"] == stage_fingerprint and not (retry_failed or force):
@@ -196,7 +241,7 @@ def run_download(run_dir: Path, options: DownloadOptions, retry_failed: bool = F
     (out / MANIFEST).unlink(missing_ok=True)  # from here until the new manifest, the stage is incomplete
     started = time.time()
     if not (out / INPUT / "pass-0.parquet").exists():
-        _first_pass(BALANCE.path(run_dir), out)
+        _first_pass(BALANCE.path(run_dir), out, rules)
         marker.write_text(stage_fingerprint)
     _run_img2dataset(out / INPUT / "pass-0.parquet", out, options, "incremental")  # resumes a killed pass
     if retry_failed and (retry := _retry_pass(out)) is not None:
@@ -207,7 +252,7 @@ def run_download(run_dir: Path, options: DownloadOptions, retry_failed: bool = F
 def _finish(out: Path, options: DownloadOptions, stage_fingerprint: str, config: dict, upstream: dict,
             started: float) -> dict:
     listed = pq.read_table(out / INPUT / "pass-0.parquet", columns=["uid"])
-    status = final_status(shard_rows(out))
+    status = with_reasons(final_status(shard_rows(out)))
     missing = pc.sum(pc.invert(pc.is_in(listed.column("uid"), status.column("uid")))).as_py() or 0
     if missing:
         raise RuntimeError(f"{out}: img2dataset left {missing} urls in unfinished shards; rerun to resume")
@@ -215,8 +260,8 @@ def _finish(out: Path, options: DownloadOptions, stage_fingerprint: str, config:
     rejects = pq.read_table(out / REJECTS / "rejects.parquet", columns=["reason"])
     outcomes = _outcome_counts(status)
     rejected = {reason: count for reason, count in outcomes.items() if reason != "success"}
-    if rejects.num_rows:
-        rejected["unsupported_scheme"] = rejects.num_rows
+    for item in pc.value_counts(rejects.column("reason")).to_pylist():
+        rejected[item["values"]] = item["counts"]
     manifest = {
         "stage": DOWNLOAD.folder, "fingerprint": stage_fingerprint, "config": config,
         "inputs": {BALANCE.folder: upstream["fingerprint"]},
@@ -227,6 +272,9 @@ def _finish(out: Path, options: DownloadOptions, stage_fingerprint: str, config:
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
         "wall_seconds": round(time.time() - started, 3),
     }
+    if status.num_rows and rejected.get(REFUSED) == status.num_rows:
+        manifest["note"] = (f"all {status.num_rows:,} urls lead to non-public addresses (loopback, private, "
+                            f"link-local, ...): nothing was downloaded; --allow-network CIDR opens a range you trust")
     if manifest["rows_in"] != manifest["rows_out"] + sum(rejected.values()):
         raise RuntimeError(f"{out}: {manifest['rows_in']} selected but {manifest['rows_out']} downloaded "
                            f"+ {sum(rejected.values())} failed or rejected")

@@ -17,6 +17,8 @@ def format_summary(run_dir: Path, manifests: dict[str, dict]) -> str:
                      f"rejected: {reasons}  [{state}]")
         if manifest.get("auto"):  # what the dedup stage's --eps auto chose, and why
             lines.append(f"  {'':<13} {manifest['auto']['says']}")
+        if manifest.get("note"):  # a stage's one-line word on an outcome the user must see
+            lines.append(f"  {'':<13} {manifest['note']}")
     selection = manifests.get(STAGES["balance"].folder)
     if selection:
         lines.append(f"  t = {selection['t']:.6g}, expected size {selection['expected_size']:,.1f}, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from pipeline.experiments.image_server import ImageServer
+from pipeline.experiments.image_server import SERVED_FROM, ImageServer
 from pipeline.experiments.longtail import LongTailDesign, write_pool
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
@@ -41,6 +41,7 @@ class ExperimentData:
 def download_options(parallelism: int, samples_per_shard: int) -> DownloadOptions:
     """The photos as served, bytes untouched (exact copies stay exact), in many small shards."""
     return DownloadOptions(resize_mode="no", skip_reencode=True, processes_count=parallelism, thread_count=16,
+                           allow_network=SERVED_FROM,
                            timeout=5, number_sample_per_shard=samples_per_shard)
 
 

@@ -24,7 +24,7 @@ from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
 from pipeline.text.balancing import BalanceConfig
-from tests.helpers import OPTIONS, SHARED
+from tests.helpers import LOOPBACK, OPTIONS, SHARED
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -132,10 +132,10 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
         submit(str(REPO / "jobs" / "curate_text.py"), "--pool", str(pool), "--metadata", str(vocabulary),
                "--out", str(run), "--t", "1000")
         # Flaky urls fail at once (503); the timeout only has to spare real images on a busy machine.
-        first = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--timeout", "10")
+        first = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--timeout", "10", *LOOPBACK)
         assert "failed_to_download 4" in first.stdout
         server.heal()
-        retried = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--retry-failed")
+        retried = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--retry-failed", *LOOPBACK)
         assert "out        24" in retried.stdout and "rejected: none" in retried.stdout
     submit(str(REPO / "jobs" / "validate.py"), "--run", str(run), "--min-side", "0")
     submit(str(REPO / "jobs" / "rebalance.py"), "--run", str(run), "--t", "1000")
@@ -201,7 +201,7 @@ def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_ima
         selection_from_urls(tmp_path / "run", [server.url("img", name) for name in list(cifar_images)[:20]]
                             + [server.url("missing", "gone.jpg")])
         result = submit("--master", master, "--executor-memory", "1g", str(REPO / "jobs" / "download.py"),
-                        "--run", str(tmp_path / "run"), "--samples-per-shard", "8")
+                        "--run", str(tmp_path / "run"), "--samples-per-shard", "8", *LOOPBACK)
     manifest = json.loads((tmp_path / "run" / "download" / "_manifest.json").read_text())
     assert (manifest["rows_out"], manifest["rejected"]) == (20, {"failed_to_download": 1})
     assert manifest["shards"] == 3
@@ -225,7 +225,7 @@ def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_pa
     # One process takes the 5 shards of 8 in order; the third shard's urls are held by the server, so when
     # its first request arrives the first two shards are finished and the rest are not.
     args = SUBMIT + [str(REPO / "jobs" / "download.py"), "--run", str(run), "--processes", "1", "--threads", "2",
-                     "--samples-per-shard", "8", "--timeout", "600"]
+                     "--samples-per-shard", "8", "--timeout", "600", *LOOPBACK]
     with ImageServer(cifar_images) as server:
         selection_from_urls(run, [server.url("img" if index < 16 else "slow", name)
                                   for index, name in enumerate(names)])

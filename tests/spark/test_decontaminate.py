@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import UserInputError
-from pipeline.experiments.image_server import ImageServer
+from pipeline.experiments.image_server import SERVED_FROM, ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions, run_download
@@ -34,6 +34,7 @@ TEST_TAR = SHARED / "images" / "cifar10_test.tar.gz"
 EXACT = ("test/cat/0001.jpg", "test/ship/0002.jpg", "test/frog/0003.jpg")
 RE_ENCODED = ("test/dog/0004.jpg", "test/truck/0005.jpg", "test/bird/0006.jpg")
 BYTES_AS_SERVED = DownloadOptions(resize_mode="no", skip_reencode=True, processes_count=2, thread_count=8,
+                                  allow_network=SERVED_FROM,
                                   timeout=5, number_sample_per_shard=16)
 EVERY_SAMPLE = BalanceConfig(t=1000, seed=0)
 
