@@ -21,7 +21,7 @@ from pipeline.vocab.bigrams import BigramThresholds
 
 
 def ingest_config(args: argparse.Namespace) -> IngestConfig:
-    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup)
+    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup, drop_pii=args.drop_pii)
 
 
 def balance_config(args: argparse.Namespace) -> BalanceConfig:

@@ -37,6 +37,9 @@ def add_pool_options(parser: argparse.ArgumentParser) -> None:
                         help=f"longer captions are rejected (default {ingest.max_caption_bytes})")
     parser.add_argument("--dedup", choices=(*DEDUP_COLUMNS, "none"), default=ingest.dedup_key,
                         help=f"exact duplicates to drop at ingest (default: {ingest.dedup_key})")
+    parser.add_argument("--drop-pii", action="store_true",
+                        help="reject captions holding an e-mail address or a phone number (reason pii); "
+                             "without it they are kept and counted in the manifest")
 
 
 def add_metadata_options(parser: argparse.ArgumentParser) -> None:

@@ -34,12 +34,13 @@ from pipeline.text.ingest import (
     duplicate_keys,
     key_hashes,
     key_hashes_schema,
+    pii_kinds,
 )
 
 INGEST = STAGES["ingest"]
 OUTPUT_COLUMNS = ROW_SCHEMA.names
 COMBINED_SCHEMA = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
-_READ_SCHEMA = pa.schema([("source_file", pa.string()), ("rows", pa.int64())])
+_READ_SCHEMA = pa.schema([("source_file", pa.string()), ("rows", pa.int64()), ("pii", pa.int64())])
 
 
 def _unit_frame(spark: SparkSession, units: list[pool.PoolUnit]) -> DataFrame:
@@ -56,7 +57,9 @@ def _split(columns: pool.PoolColumns, config: IngestConfig):
                 unit = pool.PoolUnit(**json.loads(encoded))
                 for raw in pool.read_unit(unit, columns):
                     rows, rejects = canonicalize(raw, config)
-                    read = pa.table({"source_file": [raw.path], "rows": [len(raw.rows)]}, schema=_READ_SCHEMA)
+                    kept_pii = 0 if config.drop_pii else sum(kind is not None for kind in pii_kinds(rows["caption"]))
+                    read = pa.table({"source_file": [raw.path], "rows": [len(raw.rows)], "pii": [kept_pii]},
+                                    schema=_READ_SCHEMA)
                     yield {"rows": rows, "rejects": rejects, "read": read}
     return run
 
@@ -136,6 +139,11 @@ def _mark_duplicates(rows: DataFrame, keys: dict[str, list[str]], dedup_key: str
     return marked if found else None
 
 
+def _pii_kept(read_dir: Path) -> int:
+    """Kept captions that hold personal data (with drop_pii there are none: they are rejects)."""
+    return int(pq.read_table(read_dir, schema=_READ_SCHEMA).column("pii").to_numpy().sum())
+
+
 def _rows_read(read_dir: Path, units: list[pool.PoolUnit]) -> int:
     """Rows read from the pool; a Parquet file must yield exactly the rows its metadata lists."""
     summary = pq.read_table(read_dir, schema=_READ_SCHEMA).group_by("source_file").aggregate([("rows", "sum")])
@@ -181,7 +189,7 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
                                        "rejects": (scratch["rejects"], REJECT_SCHEMA),
                                        "read": (scratch["read"], _READ_SCHEMA),
                                        "key_hashes": (scratch["key_hashes"], key_hashes_schema(keys))})
-            rows_in = _rows_read(scratch["read"], units)
+            rows_in, pii_kept = _rows_read(scratch["read"], units), _pii_kept(scratch["read"])
             repeating = _repeating_keys(scratch["key_hashes"], keys)
             marked = None
             if repeating:
@@ -200,7 +208,9 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
                 frame.unpersist()
             for directory in scratch.values():
                 shutil.rmtree(directory, ignore_errors=True)
+        # Captions with personal data: rejected with drop_pii, else kept and counted here
+        pii = rejected.get("pii", 0) + pii_kept
         return StageResult(rows_in=rows_in, rows_out=kept, rejected=rejected,
-                           extra={"files": len(files), "units": len(units)})
+                           extra={"files": len(files), "units": len(units), "pii_captions": pii})
 
     return run_stage(run_dir, INGEST.folder, stage_config, inputs, body, force=force)

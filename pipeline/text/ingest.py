@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from pipeline.hashing import content_uid, pool_uid
 from pipeline.run.directory import REJECT_SCHEMA
+from pipeline.text.pii import pii_kind
 from pipeline.text.pool import RawBatch
 
 DEDUP_KEYS = ("url_caption", "url", "none")
@@ -39,6 +40,7 @@ class IngestConfig:
 
     max_caption_bytes: int = 4096
     dedup_key: str = "url_caption"
+    drop_pii: bool = False  # reject captions holding an e-mail address or phone number (always counted)
 
 
 def _as_text(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -83,7 +85,18 @@ def reject_reasons(batch: RawBatch, config: IngestConfig) -> list[tuple[str, str
             if reasons[position] is None:
                 extra = f" ({lengths[position]} bytes)" if reason == "caption_too_long" else ""
                 reasons[position] = (reason, detail + extra)
+    if config.drop_pii:
+        for position, kind in enumerate(pii_kinds(batch.caption)):
+            if kind is not None and reasons[position] is None:
+                reasons[position] = ("pii", f"caption holds an {kind}" if kind[0] in "aeiou" else
+                                     f"caption holds a {kind}")
     return reasons
+
+
+def pii_kinds(captions: pa.Array) -> list[str | None]:
+    """pipeline.text.pii's verdict on each caption (bytes or text; undecodable bytes read with replacements)."""
+    return [pii_kind(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+            for value in captions.to_pylist()]
 
 
 def _preview(value: bytes | None) -> str | None:

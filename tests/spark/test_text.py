@@ -13,8 +13,10 @@ from pipeline.run.directory import MANIFEST, REJECTS
 from pipeline.run.stages import STAGES, TEXT_STAGES
 from pipeline.spark.count import run_count
 from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.ingest import run_ingest
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import count_entries
+from pipeline.text.ingest import IngestConfig
 from pipeline.vocab.entries import load_entries
 from tests.helpers import LAION
 
@@ -171,3 +173,13 @@ def test_target_size_is_solved_on_spark(spark, tmp_path, head_vocab):
     # sampling noise: the variance of the size is sum p(1-p) <= sum p = 4000
     assert abs(manifests["selection"]["rows_out"] - 4000) <= 3 * 4000 ** 0.5
     assert len(selected_uids(tmp_path / "run")) == manifests["selection"]["rows_out"]
+
+
+def test_personal_data_is_always_counted_and_dropped_when_asked(spark, tmp_path):
+    pq.write_table(pa.table({"url": ["http://a/1", "http://a/2", "http://a/3"],
+                             "caption": ["a dog", "mail jane@example.com", "+44 20 7946 0958 a cat"]}),
+                   tmp_path / "pool.parquet")
+    kept = run_ingest(spark, str(tmp_path / "pool.parquet"), tmp_path / "kept", IngestConfig())
+    assert kept["rows_out"] == 3 and kept["rejected"] == {} and kept["pii_captions"] == 2
+    dropped = run_ingest(spark, str(tmp_path / "pool.parquet"), tmp_path / "dropped", IngestConfig(drop_pii=True))
+    assert dropped["rows_out"] == 1 and dropped["rejected"] == {"pii": 2} and dropped["pii_captions"] == 2

@@ -195,3 +195,17 @@ def test_captions_of_only_unicode_whitespace_are_missing_and_invisible_character
     good, bad = ingest_all(tmp_path / "pool.parquet")
     assert {row["source_row"]: row["reason"] for row in bad} == {row: "missing_caption" for row in (0, 1, 2, 3, 6)}
     assert [row["caption"] for row in good] == ["\u200b", "a\u00a0dog"]  # a zero-width space is not whitespace
+
+
+def test_captions_with_personal_data_are_rejected_only_when_asked(tmp_path):
+    pq.write_table(pa.table({"url": ["http://a/1", "http://a/2", "http://a/3"],
+                             "caption": ["a dog", "mail jane@example.com", "call 555-123-4567"]}),
+                   tmp_path / "pool.parquet")
+    units, columns = resolve(tmp_path / "pool.parquet")
+    [raw] = list(read_unit(units[0], columns))
+    rows, rejects = canonicalize(raw, IngestConfig())
+    assert rows.num_rows == 3 and rejects.num_rows == 0
+    rows, rejects = canonicalize(raw, IngestConfig(drop_pii=True))
+    assert rows.column("caption").to_pylist() == ["a dog"]
+    assert [(row["source_row"], row["reason"], row["detail"]) for row in rejects.to_pylist()] == [
+        (1, "pii", "caption holds an e-mail address"), (2, "pii", "caption holds a phone number")]
