@@ -32,7 +32,7 @@ FAISS ?= cpu
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[$(FAISS),test]'
+	$(PYTHON) -m pip install -q -e '.[$(FAISS),safety,test]'
 	touch $@
 
 demo: curate ## text curation of the sample pool with the shipped vocabulary, Spark local mode

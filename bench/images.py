@@ -3,7 +3,8 @@
     make bench            (python -m bench.images [--images 3000])
 
 - download: the download stage vs a plain img2dataset run on the same url list, same options, same server;
-- validation: decode + limits + sha256 + pHash, images/s on one core, over CIFAR-10 and UKBench files.
+- validation: decode + limits + sha256 + pHash, images/s on one core, over CIFAR-10 and UKBench files;
+- the NSFW filter: scores/s on one core over UKBench's 640x480 photos, and the share of real photos flagged.
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ def bench_validation(files: list[Path]) -> dict:
     return {"images": len(payloads), "images_per_s_one_core": len(payloads) / (time.perf_counter() - started)}
 
 
+def bench_safety(cifar: list[Path], repeats: int = 5) -> dict:
+    """NSFW scores/s on one core over UKBench's 640x480 photos, and the share of real photos (those photos and
+    CIFAR-10's) the default threshold flags: none of them is unsafe, so each flag is a false positive."""
+    from pipeline.image.safety import NSFW_THRESHOLD, load_detector, nsfw_score
+
+    photos = sorted((SHARED / "dedup" / "ukbench" / "base").glob("*.jpg"))
+    detector = load_detector(threads=1)
+    blobs = [path.read_bytes() for path in photos] * repeats
+    started = time.perf_counter()
+    for blob in blobs:
+        nsfw_score(detector, blob)
+    rate = len(blobs) / (time.perf_counter() - started)
+    scores = [nsfw_score(detector, path.read_bytes()) for path in photos + cifar]
+    flagged = sum(score >= NSFW_THRESHOLD for score in scores)
+    return {"ukbench_images_per_s_one_core": rate, "real_photos": len(scores), "flagged": flagged,
+            "false_positive_rate": flagged / len(scores), "threshold": NSFW_THRESHOLD}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=3000)
@@ -88,11 +107,15 @@ def main() -> None:
         ukbench = sorted(path for path in (SHARED / "dedup" / "ukbench").rglob("*") if path.is_file())
         cifar = bench_validation(list(files.values()))
         photos = bench_validation(ukbench)
+        safety = bench_safety(list(files.values()))
     print("validation (decode, limits, sha256, pHash), one core:")
     print(f"  CIFAR-10 32x32 JPEGs: {cifar['images_per_s_one_core']:,.0f} images/s; "
           f"UKBench 640x480 photos and others: {photos['images_per_s_one_core']:,.0f} images/s")
+    print(f"NSFW filter (NudeNet 320n, one core): {safety['ukbench_images_per_s_one_core']:,.1f} UKBench 640x480 "
+          f"photos/s; {safety['flagged']} of {safety['real_photos']:,} real photos (UKBench, CIFAR-10) flagged at "
+          f"{safety['threshold']}: false-positive rate {safety['false_positive_rate']:.2%}")
     OUT.mkdir(parents=True, exist_ok=True)
-    results = {"download": download, "validation_cifar": cifar, "validation_ukbench": photos}
+    results = {"download": download, "validation_cifar": cifar, "validation_ukbench": photos, "safety": safety}
     (OUT / "images.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {OUT / 'images.json'}")
 

@@ -29,6 +29,7 @@ from pipeline.spark.experiment import ExperimentData, prepare_experiment
 from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
 from pipeline.spark.rebalance import run_rebalance
+from pipeline.spark.safety import run_safety
 from pipeline.spark.session import get_spark
 from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
@@ -105,6 +106,12 @@ def decontaminate_command(args: argparse.Namespace) -> None:
     print(f"  against {manifest['eval_images']:,} evaluation images; removed by match: "
           f"{manifest['removed_by_match'] or 'none'}"
           + ("" if semantic is None else f"; {semantic.get('says', 'semantic check applied')}"))
+
+
+def safety_command(args: argparse.Namespace) -> None:
+    config = configs.safety_config(args)
+    manifest = run_safety(get_spark("metacurate-safety", args.master), Path(args.out), config, force=args.force)
+    _print_summary(args.out, "safety", manifest)
 
 
 def rebalance_command(args: argparse.Namespace) -> None:

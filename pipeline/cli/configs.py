@@ -12,6 +12,7 @@ from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions
 from pipeline.image.network import networks
+from pipeline.image.safety import SafetyConfig
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig, eps_list
 from pipeline.spark.curate import TextCurationConfig
@@ -99,6 +100,12 @@ def decontamination_config(args: argparse.Namespace) -> DecontaminationConfig:
         raise UserInputError(f"--semantic-threshold must be between 0 and 1, got {args.semantic_threshold:g}")
     return DecontaminationConfig(eval=tuple(args.eval), max_phash_distance=args.max_phash_distance,
                                  semantic_threshold=args.semantic_threshold)
+
+
+def safety_config(args: argparse.Namespace) -> SafetyConfig:
+    if not 0 <= args.nsfw_threshold <= 1:
+        raise UserInputError(f"--nsfw-threshold must be between 0 and 1, got {args.nsfw_threshold:g}")
+    return SafetyConfig(nsfw_threshold=args.nsfw_threshold)
 
 
 def long_tail_design(args: argparse.Namespace) -> LongTailDesign:

@@ -13,6 +13,7 @@ from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import SEMANTIC_THRESHOLD
 from pipeline.image.download import DownloadOptions
 from pipeline.image.neardup import MAX_PHASH_DISTANCE
+from pipeline.image.safety import NSFW_THRESHOLD
 from pipeline.image.shards import SAMPLES_PER_SHARD
 from pipeline.semantic.backends import BACKENDS
 from pipeline.semantic.embedding import EmbedConfig
@@ -142,6 +143,11 @@ def add_decontaminate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--semantic-threshold", type=float, default=SEMANTIC_THRESHOLD,
                         help=f"with embeddings: a pool image above this cosine similarity to an evaluation image "
                              f"is its copy (default {SEMANTIC_THRESHOLD})")
+
+
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nsfw-threshold", type=float, default=NSFW_THRESHOLD,
+                        help=f"images whose NSFW score is at or above this are rejected (default {NSFW_THRESHOLD})")
 
 
 def add_rebalance_options(parser: argparse.ArgumentParser) -> None:

@@ -26,8 +26,9 @@ from pipeline.spark.outputs import materialize, work_dir
 from pipeline.text.balancing import BalanceConfig, entry_probabilities
 from pipeline.text.counting import counts_table
 
-REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP, DECONTAMINATE = (
-    STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup", "decontaminate"))
+REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (
+    STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup"))
+FILTERS = tuple(STAGES[name] for name in ("decontaminate", "safety"))  # stages whose rejects rebalance leaves out
 
 
 def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float) -> DataFrame:
@@ -43,7 +44,8 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     run_dir = Path(run_dir)
     manifests = require_upstream(run_dir, REBALANCE.name)
     present = present_upstream(run_dir, REBALANCE.name)
-    dedup, decontaminated = present.get(DEDUP.folder), present.get(DECONTAMINATE.folder)
+    dedup = present.get(DEDUP.folder)
+    filters = [stage for stage in FILTERS if stage.folder in present]
     if dedup is None and eps is not None:
         raise UserInputError(f"{run_dir}: --eps needs a dedup stage; run {DEDUP.job} first")
     applied = None if dedup is None else chosen_eps(dedup["eps"], eps)
@@ -60,8 +62,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
         taken_out = []
         if applied is not None:
             taken_out.append(_semantic_duplicates(spark, run_dir, applied))
-        if decontaminated is not None:
-            taken_out.append(spark.read.parquet(str(DECONTAMINATE.path(run_dir) / REJECTS)).select("uid"))
+        taken_out += [spark.read.parquet(str(stage.path(run_dir) / REJECTS)).select("uid") for stage in filters]
         if taken_out:
             gone = materialize(reduce(DataFrame.union, taken_out).distinct().join(kept_uids, "uid", "left_semi"),
                                work_dir(out_dir, "removed"))
@@ -79,8 +80,8 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
                    "entries_matched": int((counts > 0).sum()),
                    "entries_selected": int((outcome.selected_counts > 0).sum()),
                    "dedup": {"applied": applied is not None, "eps": applied},
-                   "decontaminated": decontaminated is not None}
-        # What validation kept and neither dedup nor decontamination removed (their rejects are counted there)
+                   "filters": [stage.name for stage in filters]}
+        # What validation kept and neither dedup nor a filter removed (their rejects are counted there)
         return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"] - (gone_count if taken_out else 0),
                            rows_out=outcome.selected,
                            rejected=dict(outcome.rejected), extra=summary)
@@ -90,6 +91,5 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     stage_config = asdict(config)
     if dedup is not None:  # a run without dedup keeps the identity it always had
         inputs[DEDUP.folder], stage_config["eps"] = dedup["fingerprint"], applied
-    if decontaminated is not None:
-        inputs[DECONTAMINATE.folder] = decontaminated["fingerprint"]
+    inputs.update({stage.folder: present[stage.folder]["fingerprint"] for stage in filters})
     return run_stage(run_dir, REBALANCE.folder, stage_config, inputs, body, force=force)

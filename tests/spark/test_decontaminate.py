@@ -96,7 +96,7 @@ def test_planted_test_images_are_removed_naming_the_test_file(spark, tmp_path, c
     assert manifest["semantic"]["applied"] is False and "does not separate images" in manifest["semantic"]["says"]
 
     rebalance = run_rebalance(spark, run, EVERY_SAMPLE)
-    assert rebalance["decontaminated"] and rebalance["rows_in"] == len(cifar_images)
+    assert rebalance["filters"] == ["decontaminate"] and rebalance["rows_in"] == len(cifar_images)
     run_write_shards(spark, run, run / "shards", samples_per_shard=16)
     in_shards = {row["uid"] for row in pq.read_table(run / "shards" / STAGES["shards"].files["index"]).to_pylist()}
     assert in_shards == {uid_of[name] for name in cifar_images}

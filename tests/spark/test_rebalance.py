@@ -83,7 +83,7 @@ def test_only_samples_validation_and_dedup_kept_reach_the_shards(spark, embedded
     assert {row["reason"] for row in rejects} == {"semantic_duplicate"}
     assert all("cosine similarity" in row["detail"] and "(eps 0.02)" in row["detail"] for row in rejects)
     assert rebalance["rejected"] == {} and rebalance["rows_in"] == rebalance["rows_out"] == len(final)
-    assert rebalance["dedup"] == {"applied": True, "eps": 0.3} and not rebalance["decontaminated"]
+    assert rebalance["dedup"] == {"applied": True, "eps": 0.3} and rebalance["filters"] == []
     assert rebalance["config"]["eps"] == 0.3
     assert shards["rows_out"] == len(final)
 
