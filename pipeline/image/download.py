@@ -150,15 +150,22 @@ def final_status(attempts: pa.Table) -> pa.Table:
     return ranked.filter(pc.fill_null(first, True)).drop_columns(["_rank"])
 
 
+def img2dataset_arguments(options: DownloadOptions) -> tuple[dict, NetworkPolicy]:
+    """img2dataset's own options, and the network policy its downloads go through (the domain lists apply
+    before img2dataset sees the urls)."""
+    arguments = asdict(options)
+    policy = NetworkPolicy(tuple(arguments.pop("allow_network")))
+    for ours in ("exclude_domains", "include_domains"):
+        arguments.pop(ours)
+    return arguments, policy
+
+
 def _run_img2dataset(input_path: Path, download_dir: Path, options: DownloadOptions, mode: str) -> None:
     from img2dataset import download
 
     from pipeline.image.guarded_downloader import guarded_img2dataset
 
-    arguments = asdict(options)
-    policy = NetworkPolicy(tuple(arguments.pop("allow_network")))
-    for ours in ("exclude_domains", "include_domains"):  # applied before img2dataset sees the urls
-        arguments.pop(ours)
+    arguments, policy = img2dataset_arguments(options)
     with guarded_img2dataset(policy):
         download(url_list=str(input_path), output_folder=str(download_dir), input_format="parquet",
                  output_format="webdataset", url_col="url", caption_col="caption", save_additional_columns=["uid"],
