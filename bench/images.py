@@ -65,7 +65,7 @@ def bench_download(files: dict[str, Path], work: Path) -> dict:
     with ImageServer(files) as server:
         urls = [server.url("img", name) for name in files]
         plain, guarded, ours = [], [], []
-        for _ in range(2):  # interleaved, so a slow moment of the machine does not fall on one side only
+        for _ in range(4):  # interleaved, so a slow moment of the machine does not fall on one side only
             plain.append(plain_img2dataset(urls, work, options))
             guarded.append(plain_img2dataset(urls, work, options, guarded=True))
             ours.append(stage_download(urls, work, options))
