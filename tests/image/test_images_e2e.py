@@ -198,12 +198,14 @@ def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_ima
 
     master, _ = standalone_cluster
     with ImageServer(cifar_images) as server:
+        port = server.base_url.rsplit(":", 1)[1]
+        # the last url leads to another loopback address: the guard refuses it on the executor too
         selection_from_urls(tmp_path / "run", [server.url("img", name) for name in list(cifar_images)[:20]]
-                            + [server.url("missing", "gone.jpg")])
+                            + [server.url("missing", "gone.jpg"), f"http://127.0.0.2:{port}/img/gone.jpg"])
         result = submit("--master", master, "--executor-memory", "1g", str(REPO / "jobs" / "download.py"),
                         "--run", str(tmp_path / "run"), "--samples-per-shard", "8", *LOOPBACK)
     manifest = json.loads((tmp_path / "run" / "download" / "_manifest.json").read_text())
-    assert (manifest["rows_out"], manifest["rejected"]) == (20, {"failed_to_download": 1})
+    assert (manifest["rows_out"], manifest["rejected"]) == (20, {"failed_to_download": 1, "non_public_address": 1})
     assert manifest["shards"] == 3
     # img2dataset's Spark distributor ran one task per shard on this application's executor (the job
     # itself reads and writes with pyarrow, so these are the only tasks)
