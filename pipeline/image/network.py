@@ -68,10 +68,11 @@ def guarded_connect(policy: NetworkPolicy, address: tuple[str, int], timeout=soc
         candidates = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise OSError(f"cannot resolve {host}: {error}") from None
-    refused = [sockaddr[0] for *_, sockaddr in candidates if not policy.permits(sockaddr[0])]
-    permitted = [candidate for candidate in candidates if policy.permits(candidate[4][0])]
+    permitted, refused = [], []
+    for candidate in candidates:
+        (permitted if policy.permits(candidate[4][0]) else refused).append(candidate)
     if not permitted:
-        raise NonPublicAddress(f"{REFUSED}: {host} is {', '.join(sorted(set(refused)))}")
+        raise NonPublicAddress(f"{REFUSED}: {host} is {', '.join(sorted({sockaddr[0] for *_, sockaddr in refused}))}")
     last_error: OSError | None = None
     for family, kind, protocol, _, sockaddr in permitted:
         connection = socket.socket(family, kind, protocol)

@@ -117,9 +117,12 @@ def measure_separation(files: DataFrame, validated: DataFrame, candidates: int, 
     pairs = [pair for pair in pairs if pair[0] in vectors and pair[1] in vectors]
     distinct = [uid for uid in distinct if uid in vectors]
     dim = next(iter(vectors.values())).shape[0] if vectors else 0
-    stack = lambda uids: np.stack([vectors[uid] for uid in uids]) if uids else np.zeros((0, dim), np.float32)  # noqa: E731
-    duplicate_similarity = pair_similarities(stack([a for a, _ in pairs]), stack([b for _, b in pairs]))
-    return separation_table(duplicate_similarity, distinct_similarities(stack(distinct)), eps_values,
+
+    def rows(uids: list[str]) -> np.ndarray:
+        return np.stack([vectors[uid] for uid in uids]) if uids else np.zeros((0, dim), np.float32)
+
+    duplicate_similarity = pair_similarities(rows([a for a, _ in pairs]), rows([b for _, b in pairs]))
+    return separation_table(duplicate_similarity, distinct_similarities(rows(distinct)), eps_values,
                             cluster_size=candidates / max(1, min(clusters, candidates)))
 
 
