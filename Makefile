@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate experiment report notebooks browser test test-fast bench \
+.PHONY: install demo curate images demo-images metadata train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
 	gpu-wheels gpu-check clean
 
 install: $(VENV)/.installed
@@ -73,12 +73,15 @@ evaluate: install ## zero-shot CIFAR-10 of the latest checkpoint of make train
 EXPERIMENT ?= longtail
 EXPERIMENT_RUN ?= runs/experiments/$(EXPERIMENT)
 EXPERIMENT_DATA_OPTIONS ?=
-SEEDS ?= 0 1 2
 EXPERIMENT_OPTIONS ?=
 
-experiment: install ## the closed loop on CIFAR-10: tiny CLIP on the raw vs the curated pool (experiments/NAME/)
+experiment: install ## the closed-loop study on CIFAR-10: settings chosen on validation, 5 arms, 2 budgets (experiments/NAME/)
 	$(SUBMIT) jobs/experiment_data.py --out $(EXPERIMENT_RUN) $(EXPERIMENT_DATA_OPTIONS)
-	$(PYTHON) -m pipeline.experiment --run $(EXPERIMENT_RUN) --name $(EXPERIMENT) --seeds $(SEEDS) $(EXPERIMENT_OPTIONS)
+	$(PYTHON) -m pipeline.experiment --run $(EXPERIMENT_RUN) --name $(EXPERIMENT) $(EXPERIMENT_OPTIONS)
+
+experiment-quick: install ## the study, small: 3 arms, one budget, 3 seeds (experiments/longtail-quick/)
+	$(SUBMIT) jobs/experiment_data.py --out $(EXPERIMENT_RUN) $(EXPERIMENT_DATA_OPTIONS)
+	$(PYTHON) -m pipeline.experiment --run $(EXPERIMENT_RUN) --name $(EXPERIMENT)-quick --quick $(EXPERIMENT_OPTIONS)
 
 REPORT_OPTIONS ?=
 

@@ -19,14 +19,14 @@ class UserInputError(ValueError):
         return self.MARKER + super().__str__()
 
     @property
-    def message(self) -> str:
+    def user_message(self) -> str:
         return super().__str__()
 
 
 def user_error_message(error: BaseException) -> str | None:
     """The user-facing message of a UserInputError, also when Spark wrapped it in a worker traceback."""
     if isinstance(error, UserInputError):
-        return error.message
+        return error.user_message
     text = str(error)
     if UserInputError.MARKER in text:
         return text.split(UserInputError.MARKER, 1)[1].splitlines()[0]

@@ -11,11 +11,11 @@ from pipeline.cli import configs
 from pipeline.clip.evaluate import read_classes
 from pipeline.experiments.demo import demo_files, write_demo_eval_set, write_demo_pool
 from pipeline.experiments.image_server import SERVED_FROM, ImageServer
-from pipeline.experiments.study import arm_shards
+from pipeline.experiments.longtail import HeldOut
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions, run_download
-from pipeline.run.stages import CURATED_ARM, RAW_ARM, STAGES
+from pipeline.run.stages import IMAGES_RUN, STAGES, TEXT_RUN
 from pipeline.run.summary import format_summary
 from pipeline.semantic.semdedup import DedupConfig
 from pipeline.spark.balance import run_balance
@@ -155,20 +155,20 @@ def demo_images_command(args: argparse.Namespace) -> None:
 
 
 def experiment_data_command(args: argparse.Namespace) -> None:
-    """The pool of the closed-loop experiment, curated (DIR/curated/shards) and raw (DIR/raw/download)."""
-    design = configs.long_tail_design(args)
-    data = ExperimentData(design=design, labelled=Path(args.photos), classes=tuple(read_classes(args.classes)),
-                          metadata=args.metadata, t=args.t, evaluation=tuple(args.eval), force=args.force)
+    """The study's pool, its captions through the text stages (DIR/text) and all of it downloaded and through
+    the image stages (DIR/images)."""
+    data = ExperimentData(design=configs.long_tail_design(args), labelled=Path(args.photos),
+                          classes=tuple(read_classes(args.classes)), metadata=args.metadata, eps=tuple(args.eps),
+                          held_out=HeldOut(args.validation_per_class, args.reference_per_class),
+                          evaluation=tuple(args.eval), force=args.force)
     run = Path(args.out)
     manifests = prepare_experiment(get_spark("metacurate-experiment-data", args.master), run, data)
-    pool = manifests.pop(STAGES["pool"].folder)
-    raw = manifests.pop(RAW_ARM)
-    shards = manifests.pop(STAGES["shards"].folder)
-    print(f"pool: {pool['rows_out']:,} rows; by class {pool['class_rows']}; {pool['kinds']}")
-    print(format_summary(run / CURATED_ARM, manifests))
-    places = arm_shards(run)
-    print(f"  curated arm: {shards['rows_out']:,} samples in {places[CURATED_ARM].resolve()}")
-    print(f"  raw arm: {raw['rows_out']:,} samples in {places[RAW_ARM].resolve()}")
+    pool = manifests[STAGES["pool"].folder]
+    print(f"pool: {pool['rows_out']:,} rows; by class {pool['class_rows']}; {pool['kinds']}; held out: "
+          f"{pool['validation_images']:,} validation images, {pool['reference_samples']:,} reference samples")
+    print(format_summary(run / TEXT_RUN, manifests[TEXT_RUN]))
+    print(format_summary(run / IMAGES_RUN, manifests[IMAGES_RUN]))
+    print(f"next: python -m pipeline.experiment --run {run} --name NAME")
 
 
 def embed_command(args: argparse.Namespace) -> None:

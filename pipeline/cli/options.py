@@ -8,7 +8,7 @@ from typing import Callable
 
 from pipeline import REPO
 from pipeline.errors import run_job
-from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, LongTailDesign
+from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, STUDY_EPS, HeldOut, LongTailDesign
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import SEMANTIC_THRESHOLD
 from pipeline.image.download import DownloadOptions
@@ -165,14 +165,20 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
 def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
     design = LongTailDesign()
     add_metadata_options(parser)
-    parser.add_argument("--t", type=float, default=300, help="per-entry cap of both balances (default 300)")
     parser.add_argument("--photos", default=str(CIFAR10_TRAIN),
                         help="labelled photos: a tar with <class>/<file> members or a folder of class folders "
                              "(default: CIFAR-10's training images in ../shared/data)")
     parser.add_argument("--classes", default=str(REPO / "data" / "cifar10_classes.txt"), help="one class per line")
     parser.add_argument("--eval", nargs="*", default=[str(CIFAR10_TEST)], metavar="IMAGES",
-                        help="evaluation images the curated arm is decontaminated against (default: CIFAR-10's "
+                        help="evaluation images the pool is decontaminated against (default: CIFAR-10's "
                              "test images in ../shared/data; none: --eval with no value)")
+    parser.add_argument("--eps", type=float, nargs="+", default=list(STUDY_EPS),
+                        help=f"SemDeDup thresholds the study chooses from (default {' '.join(map(str, STUDY_EPS))})")
+    held_out = HeldOut()
+    parser.add_argument("--validation-per-class", type=int, default=held_out.validation,
+                        help=f"photos per class held out as the validation split (default {held_out.validation})")
+    parser.add_argument("--reference-per-class", type=int, default=held_out.reference,
+                        help=f"photos per class of the class-balanced reference set (default {held_out.reference})")
     group = parser.add_argument_group("the long-tailed pool")
     group.add_argument("--head-rows", type=int, default=design.head_rows, help="rows of the most frequent class")
     group.add_argument("--imbalance", type=float, default=design.imbalance,

@@ -4,6 +4,10 @@ What a crawl looks like to MetaCLIP: a few concepts dominate (the head class has
 the tail class), the head is full of re-uploads (the same bytes under another url, or a re-encoded, brightened
 or cropped copy), captions are alt-text that names the concept among other words, and some name nothing.
 Everything is drawn from one seed: the same design and photos give the same pool.
+
+Two sets of photos are held out of the pool: a validation split the study chooses its settings on (never served,
+never trained on), and the photos of a class-balanced reference training set, whose per-class accuracy tells
+class difficulty apart from class frequency.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,6 +27,7 @@ from PIL import Image, ImageEnhance
 
 from pipeline import REPO
 from pipeline.errors import UserInputError
+from pipeline.image.shards import add_member, shard_name
 from pipeline.run.directory import StageResult, file_identity, run_stage
 from pipeline.run.stages import STAGES
 
@@ -40,6 +46,7 @@ CLASS_TEMPLATES = (
 )
 NO_CLASS_TEMPLATES = ("DSC_{n}", "photo", "image", "an image of the", "a picture", "the photo", "photo of a")
 EDITS = ("jpeg", "brightness", "crop")  # near-copies cycle through these
+STUDY_EPS = (0.001, 0.002, 0.005)  # SemDeDup thresholds the study chooses from on validation (untrained embedder)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,27 @@ class LongTailDesign:
         depth = rank / max(1, classes - 1)
         rows = max(1, round(self.head_rows * self.imbalance ** -depth))
         return rows, round(rows * self.head_copy_share * (1 - depth))
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Photos per class kept out of the pool: the first `validation` of each class are the validation split;
+    the reference set takes the `reference` photos after them (it may share photos with the pool)."""
+
+    validation: int = 200
+    reference: int = 500
+
+    def wanted(self, pool_photos: dict[str, int]) -> dict[str, int]:
+        if self.validation < 1 or self.reference < 1:
+            raise UserInputError("--validation-per-class and --reference-per-class must be at least 1")
+        return {label: self.validation + max(count, self.reference) for label, count in pool_photos.items()}
+
+    def split(self, photos: dict[str, list[bytes]], pool_photos: dict[str, int]) -> tuple[dict, dict, dict]:
+        """(validation, pool, reference) photos per class."""
+        start = self.validation
+        return ({label: found[:start] for label, found in photos.items()},
+                {label: found[start:start + pool_photos[label]] for label, found in photos.items()},
+                {label: found[start:start + self.reference] for label, found in photos.items()})
 
 
 @dataclass(frozen=True)
@@ -154,9 +182,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def write_labelled_tar(path: Path, photos: dict[str, list[bytes]]) -> None:
+    """Photos as a `<class>/<number>.jpg` tar: the layout zero-shot evaluation reads."""
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for label, payloads in photos.items():
+            for index, payload in enumerate(payloads):
+                add_member(tar, f"{label}/{index:05d}.jpg", payload)
+
+
+def write_reference_shards(out: Path, photos: dict[str, list[bytes]], seed: int, shards: int = 8) -> int:
+    """The class-balanced reference training set as webdataset shards: every photo with a caption naming its
+    class, in a seeded order. Returns the samples written."""
+    rng = np.random.default_rng([seed, 1])
+    samples = [(label, payload, caption(rng, label, no_class_share=0.0))
+               for label, payloads in photos.items() for payload in payloads]
+    out.mkdir()
+    order = rng.permutation(len(samples))
+    for shard in range(shards):
+        with tarfile.open(out / shard_name(shard), "w", format=tarfile.USTAR_FORMAT) as tar:
+            for index in order[shard::shards]:
+                label, payload, text = samples[index]
+                uid = f"{int(index):032x}"
+                add_member(tar, f"{uid}.jpg", payload)
+                add_member(tar, f"{uid}.txt", text.encode("utf-8"))
+                add_member(tar, f"{uid}.json", json.dumps({"uid": uid, "label": label}).encode("utf-8"))
+    return len(samples)
+
+
 def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: Sequence[str],
-               force: bool = False) -> dict:
-    """DIR/pool: images/ to serve, pool.jsonl (url, caption), labels.parquet (the same with what each url shows).
+               held_out: HeldOut = HeldOut(), force: bool = False) -> dict:
+    """DIR/pool: images/ to serve, pool.jsonl (url, caption), labels.parquet (the same with what each url shows),
+    validation.tar and reference/ (the held-out photos: see HeldOut).
 
     The urls name a port on 127.0.0.1, chosen once and kept in the manifest, so a rerun serves the same urls
     and every later stage of the run stays current.
@@ -166,8 +222,12 @@ def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: S
     design.check()
 
     def body(out_dir: Path) -> StageResult:
-        photos = photos_per_class(labelled_images(labelled, classes), classes, wanted_photos(design, classes),
+        pool_photos = wanted_photos(design, classes)
+        photos = photos_per_class(labelled_images(labelled, classes), classes, held_out.wanted(pool_photos),
                                   str(labelled))
+        validation, photos, reference = held_out.split(photos, pool_photos)
+        write_labelled_tar(out_dir / POOL.files["validation"], validation)
+        references = write_reference_shards(out_dir / POOL.files["reference"], reference, design.seed)
         rows = build_pool(photos, design)
         port = free_port()
         (out_dir / POOL.files["images"]).mkdir()
@@ -183,7 +243,9 @@ def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: S
         order = design.class_order(list(classes))
         class_rows = {label: sum(row.label == label for row in rows) for label in order}
         kinds = {kind: sum(row.kind == kind for row in rows) for kind in ("original", "exact_copy", "near_copy")}
-        return StageResult(len(rows), len(rows), extra={"port": port, "class_rows": class_rows, "kinds": kinds})
+        return StageResult(len(rows), len(rows), extra={
+            "port": port, "class_rows": class_rows, "kinds": kinds,
+            "validation_images": sum(map(len, validation.values())), "reference_samples": references})
 
-    config = {"design": asdict(design), "classes": list(classes)}
+    config = {"design": asdict(design), "held_out": asdict(held_out), "classes": list(classes)}
     return run_stage(Path(run_dir), POOL.folder, config, {"photos": file_identity([Path(labelled)])}, body, force=force)

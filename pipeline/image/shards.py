@@ -34,7 +34,7 @@ def _source_members(download_dir: Path, shard: int, keys: set[str]) -> dict[str,
     return found
 
 
-def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+def add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
     info.mode = 0o644
@@ -65,8 +65,8 @@ def write_shard(path: Path, rows: Iterable[dict], download_dir: Path) -> list[di
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             extension, image = images[(row["download_shard"], row["key"])]
-            _add(tar, f"{row['uid']}.{extension}", image)
-            _add(tar, f"{row['uid']}.txt", row["caption"].encode("utf-8"))
-            _add(tar, f"{row['uid']}.json", json.dumps(sample_metadata(row), sort_keys=True).encode("utf-8"))
+            add_member(tar, f"{row['uid']}.{extension}", image)
+            add_member(tar, f"{row['uid']}.txt", row["caption"].encode("utf-8"))
+            add_member(tar, f"{row['uid']}.json", json.dumps(sample_metadata(row), sort_keys=True).encode("utf-8"))
             index.append({"uid": row["uid"], "shard": path.name, "bytes": len(image)})
     return index

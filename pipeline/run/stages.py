@@ -31,7 +31,8 @@ class Stage:
 
 _DECLARED = (  # pipeline order
     Stage("pool", "pool", job="jobs/experiment_data.py",
-          files={"pool": "pool.jsonl", "labels": "labels.parquet", "images": "images"}),
+          files={"pool": "pool.jsonl", "labels": "labels.parquet", "images": "images",
+                 "validation": "validation.tar", "reference": "reference"}),
     Stage("ingest", "ingest", job="jobs/ingest.py"),
     Stage("match", "matches", ("ingest",), "jobs/match.py", files={"partial_counts": "_counts"}),
     Stage("count", "entry_counts", ("match",), "jobs/count.py", files={"counts": "counts.parquet"}),
@@ -55,8 +56,8 @@ _DECLARED = (  # pipeline order
 STAGES: dict[str, Stage] = {stage.name: stage for stage in _DECLARED}
 TEXT_STAGES = tuple(STAGES[name] for name in ("ingest", "match", "count", "balance"))
 IMAGE_STAGES = tuple(STAGES[name] for name in ("download", "validate", "embed", "dedup", "rebalance", "shards"))
-# The experiment's run: its raw arm downloads the whole pool, its curated arm runs the pipeline.
-RAW_ARM, CURATED_ARM = "raw", "curated"
+# The study's runs: the whole pool downloaded and through the image stages; its captions through the text stages.
+IMAGES_RUN, TEXT_RUN = "images", "text"
 
 
 def folder_order() -> tuple[str, ...]:

@@ -40,7 +40,7 @@ def per_embedding_file(work):
                     try:
                         unit = normalized(vectors, uids)
                     except UserInputError as error:
-                        raise UserInputError(f"{path}: {error.message}") from None
+                        raise UserInputError(f"{path}: {error.user_message}") from None
                     yield work(uids, unit)
     return run
 

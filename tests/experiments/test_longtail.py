@@ -11,7 +11,14 @@ from PIL import Image
 
 from pipeline.clip.evaluate import labelled_images, read_classes
 from pipeline.errors import UserInputError
-from pipeline.experiments.longtail import LongTailDesign, build_pool, near_copy, photos_per_class, wanted_photos
+from pipeline.experiments.longtail import (
+    HeldOut,
+    LongTailDesign,
+    build_pool,
+    near_copy,
+    photos_per_class,
+    wanted_photos,
+)
 from pipeline.image.check import hamming, perceptual_hash
 from tests.helpers import REPO
 
@@ -90,3 +97,16 @@ def test_too_few_photos_and_bad_designs_are_clear_errors():
                 LongTailDesign(no_class_share=-0.1)):
         with pytest.raises(UserInputError):
             bad.check()
+
+
+def test_held_out_photos_never_reach_the_pool():
+    held_out = HeldOut(validation=5, reference=8)
+    pool_photos = wanted_photos(DESIGN, CLASSES)
+    photos = photos_per_class(labelled_images(PHOTOS, CLASSES), CLASSES, held_out.wanted(pool_photos), str(PHOTOS))
+    validation, pool, reference = held_out.split(photos, pool_photos)
+    for label in CLASSES:
+        assert len(validation[label]) == 5 and len(reference[label]) == 8
+        assert len(pool[label]) == pool_photos[label]
+        assert not set(validation[label]) & (set(pool[label]) | set(reference[label]))
+    with pytest.raises(UserInputError, match="--validation-per-class"):
+        HeldOut(validation=0).wanted(pool_photos)
