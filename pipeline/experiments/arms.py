@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
-from pipeline.image.shards import shard_name, write_shard
+from pipeline.image.shards import shard_name, stored_images, write_shard
 from pipeline.run.directory import REJECTS, StageResult, read_manifest, run_stage
 from pipeline.run.stages import IMAGES_RUN, STAGES, TEXT_RUN
 from pipeline.text.balancing import as_list_array, entry_probabilities, keep_mask, keep_probabilities
@@ -163,8 +163,9 @@ def write_arm(run: Path, name: str, facts: PoolFacts, spec: ArmSpec) -> dict:
         shards.mkdir()
         count = max(4, math.ceil(rows.num_rows / SAMPLES_PER_ARM_SHARD))  # enough for 2 loader workers
         listed = rows.to_pylist()
+        images = stored_images(listed, DOWNLOAD.path(run / IMAGES_RUN))
         for index in range(count):
-            write_shard(shards / shard_name(index), listed[index::count], DOWNLOAD.path(run / IMAGES_RUN))
+            write_shard(shards / shard_name(index), listed[index::count], images)
         labels = rows.column("label").to_pylist()
         extra = {"describe": spec.describe(), "sources": len(set(rows.column("source").to_pylist())),
                  "class_samples": {label: labels.count(label) for label in sorted(set(labels))}}

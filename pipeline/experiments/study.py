@@ -74,18 +74,21 @@ class Training:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    budgets: tuple[int, ...] = (24_000, 96_000)  # samples seen
+    budgets: tuple[int, ...] = (24_000, 72_000)  # samples seen
     arms: tuple[str, ...] = ARMS
     seeds: int = 5  # for raw and the pipeline
-    other_seeds: int = 3  # for the other arms and the reference
+    other_seeds: int = 3  # for the other arms
+    reference_seeds: int = 3
     sweep_samples: int = 24_000
     t_values: int = 5
 
     def seeds_of(self, arm: str) -> list[int]:
-        return list(range(self.seeds if arm in (RAW, PIPELINE) else self.other_seeds))
+        count = {RAW: self.seeds, PIPELINE: self.seeds, REFERENCE: self.reference_seeds}.get(arm, self.other_seeds)
+        return list(range(count))
 
 
-QUICK = StudyPlan(budgets=(12_000,), arms=QUICK_ARMS, seeds=3, other_seeds=3, sweep_samples=6_000)
+QUICK = StudyPlan(budgets=(12_000,), arms=QUICK_ARMS, seeds=3, other_seeds=3, reference_seeds=1,
+                  sweep_samples=4_800)
 
 
 def t_grid(class_rows: dict[str, int], count: int) -> list[float]:
@@ -231,12 +234,13 @@ def main(argv=None) -> None:
     parser.add_argument("--run", required=True, help="the folder jobs/experiment_data.py prepared")
     parser.add_argument("--name", required=True, help="results go to experiments/NAME/")
     parser.add_argument("--quick", action="store_true",
-                        help=f"arms {', '.join(QUICK_ARMS)}; budget {QUICK.budgets[0]:,}; {QUICK.seeds} seeds; "
-                             f"sweep at {QUICK.sweep_samples:,} samples")
+                        help=f"arms {', '.join(QUICK_ARMS)}; budget {QUICK.budgets[0]:,}; {QUICK.seeds} seeds "
+                             f"({QUICK.reference_seeds} for the reference); sweep at {QUICK.sweep_samples:,} samples")
     parser.add_argument("--budgets", type=int, nargs="+", help=f"samples seen (default {list(full.budgets)})")
     parser.add_argument("--arms", nargs="+", choices=ARMS, help="default: all (--quick: three)")
     parser.add_argument("--seeds", type=int, help=f"seeds of raw and the pipeline (default {full.seeds})")
     parser.add_argument("--other-seeds", type=int, help=f"seeds of the other arms (default {full.other_seeds})")
+    parser.add_argument("--reference-seeds", type=int, help=f"seeds of the reference (default {full.reference_seeds})")
     parser.add_argument("--sweep-samples", type=int, help=f"samples seen in the sweep (default {full.sweep_samples:,})")
     parser.add_argument("--t-values", type=int, help=f"t values swept (default {full.t_values}; at least 2)")
     parser.add_argument("--sweep-only", action="store_true",
@@ -255,12 +259,13 @@ def main(argv=None) -> None:
                         workers=args.workers)
     plan = QUICK if args.quick else full
     chosen = {"budgets": tuple(args.budgets) if args.budgets else None, "arms": tuple(args.arms) if args.arms else None,
-              "seeds": args.seeds, "other_seeds": args.other_seeds, "sweep_samples": args.sweep_samples,
+              "seeds": args.seeds, "other_seeds": args.other_seeds, "reference_seeds": args.reference_seeds,
+              "sweep_samples": args.sweep_samples,
               "t_values": args.t_values}
     plan = replace(plan, **{key: value for key, value in chosen.items() if value is not None})
 
     def command() -> None:
-        if plan.t_values < 2 or min(plan.seeds, plan.other_seeds) < 1:
+        if plan.t_values < 2 or min(plan.seeds, plan.other_seeds, plan.reference_seeds) < 1:
             raise UserInputError("--t-values must be at least 2 and every arm needs a seed")
         if not args.sweep_only and not Path(args.images).exists():
             raise UserInputError(f"{args.images}: test images not found")

@@ -49,21 +49,26 @@ def sample_metadata(row: dict) -> dict:
             "sha256": row["sha256"], "phash": row["phash"]}
 
 
-def write_shard(path: Path, rows: Iterable[dict], download_dir: Path) -> list[dict]:
-    """Write one shard from rows (selection + validation columns + download shard and key), in uid order.
-
-    Returns one index row per sample written.
-    """
-    rows = sorted(rows, key=lambda row: row["uid"])
+def stored_images(rows: Iterable[dict], download_dir: Path) -> dict[tuple[int, str], tuple[str, bytes]]:
+    """(download shard, key) -> (image extension, bytes) of the rows, each img2dataset shard read once."""
     wanted: dict[int, set[str]] = {}
     for row in rows:
         wanted.setdefault(row["download_shard"], set()).add(row["key"])
     images = {}
     for shard, keys in sorted(wanted.items()):
         images.update({(shard, key): image for key, image in _source_members(download_dir, shard, keys).items()})
+    return images
+
+
+def write_shard(path: Path, rows: Iterable[dict], images: dict[tuple[int, str], tuple[str, bytes]]) -> list[dict]:
+    """Write one shard from rows (selection + validation columns + download shard and key), in uid order, with
+    their images from `stored_images`.
+
+    Returns one index row per sample written.
+    """
     index = []
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for row in rows:
+        for row in sorted(rows, key=lambda row: row["uid"]):
             extension, image = images[(row["download_shard"], row["key"])]
             add_member(tar, f"{row['uid']}.{extension}", image)
             add_member(tar, f"{row['uid']}.txt", row["caption"].encode("utf-8"))

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.errors import UserInputError
-from pipeline.image.shards import INDEX_SCHEMA, shard_name, write_shard
+from pipeline.image.shards import INDEX_SCHEMA, shard_name, stored_images, write_shard
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream, stale_inputs
 from pipeline.spark.outputs import ddl
@@ -40,7 +40,8 @@ def _writer(out_dir: str, download_dir: str):
     def write(table: pa.Table) -> pa.Table:
         rows = table.to_pylist()
         path = Path(out_dir) / shard_name(rows[0]["out_shard"])
-        return pa.Table.from_pylist(write_shard(path, rows, Path(download_dir)), schema=INDEX_SCHEMA)
+        images = stored_images(rows, Path(download_dir))
+        return pa.Table.from_pylist(write_shard(path, rows, images), schema=INDEX_SCHEMA)
     return write
 
 

@@ -29,7 +29,7 @@ ARMS = (RAW, PIPELINE, ONLINE)
 def study_command(run: Path, out_root: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.experiment", "--run", str(run), "--name", "small",
             "--arms", *ARMS, "--budgets", "960", "--sweep-samples", "960", "--t-values", "2", "--seeds", "2",
-            "--other-seeds", "1", "--batch-size", "32", "--warmup", "5", "--workers", "1",
+            "--other-seeds", "1", "--reference-seeds", "1", "--batch-size", "32", "--warmup", "5", "--workers", "1",
             "--out-root", str(out_root), *extra]
 
 
