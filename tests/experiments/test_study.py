@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.experiments.arms import ONLINE, PIPELINE, RAW, REFERENCE, UIDS, PoolFacts
+from pipeline.experiments.arms import ONLINE, PIPELINE, RAW, REFERENCE, UIDS, ArmSpec, PoolFacts
 from pipeline.experiments.report import paired_difference
 from pipeline.experiments.study import t_grid
 from tests.helpers import ENV, REPO, SHARED, submit
@@ -90,15 +90,23 @@ def test_every_arm_is_listed_by_uid_and_composed_as_its_ablation(study):
     rows = results["class_rows"]
     uids = {arm: pq.read_table(run / arm / UIDS).to_pydict() for arm in ARMS}
     assert len(uids[RAW]["uid"]) == sum(rows.values())  # every url of the pool downloaded and kept
-    assert set(uids[PIPELINE]["uid"]) < set(uids[ONLINE]["uid"]) < set(uids[RAW]["uid"])
-    raw, pipeline = results["composition"][RAW], results["composition"][PIPELINE]
-    top = max(rows, key=rows.get)
-    assert pipeline["class_samples"][top] < rows[top] / 2  # the head capped
-    assert pipeline["copies"] < raw["copies"] / 4
+    # Whatever t the sweep chose: balancing at 4t keeps what balancing at t keeps (the same draws), dedup drops
+    assert set(uids[PIPELINE]["uid"]) <= set(uids[ONLINE]["uid"]) < set(uids[RAW]["uid"])
+    assert results["composition"][PIPELINE]["copies"] < results["composition"][RAW]["copies"] / 4
     online = np.array(uids[ONLINE]["keep_prob"])
-    assert 0 < online.min() and online.max() <= 1 and (online < 1).any()
+    assert 0 < online.min() and online.max() <= 1
     facts = PoolFacts.read(run)
     assert len(set(facts.rows.column("uid").to_pylist())) == facts.rows.num_rows  # the pool's own uids
+    # At the low end of the t grid (caps half the classes) the head is capped and the tail kept but for dedup
+    t = min(results["sweep"]["t_values"])
+    capped, _ = facts.selection(ArmSpec(dedup=True, eps=0.002, t=t))
+    deduped, _ = facts.selection(ArmSpec(dedup=True, eps=0.002))
+    labels = np.array(facts.rows.column("label").to_pylist())
+    top, last = max(rows, key=rows.get), min(rows, key=rows.get)
+    assert (capped & (labels == top)).sum() < min(rows[top] / 2, (deduped & (labels == top)).sum())
+    assert (capped & (labels == last)).sum() >= 0.7 * (deduped & (labels == last)).sum()
+    online_at_t, keep_prob = facts.selection(ArmSpec(dedup=True, eps=0.002, t=t, online=True))
+    assert set(np.flatnonzero(capped)) < set(np.flatnonzero(online_at_t)) and (keep_prob[online_at_t] < 1).any()
 
 
 @pytest.mark.real_data
