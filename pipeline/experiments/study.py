@@ -196,7 +196,7 @@ class Study:
                      for seed in plan.seeds_of(REFERENCE)]
         return runs
 
-    def composition(self, plan: StudyPlan, chosen: dict) -> dict:
+    def composition(self, plan: StudyPlan) -> dict:
         """What each arm trains on: samples, distinct photos, copies, samples per class."""
         composed = {}
         for name in plan.arms:
@@ -220,7 +220,7 @@ def run_study(run: Path, name: str, plan: StudyPlan, training: Training, classes
         write_json_atomic(out / "sweep.json", results)
         return results
     results["runs"] = study.arms(plan, sweep["chosen"], Path(images))
-    results["composition"] = study.composition(plan, sweep["chosen"])
+    results["composition"] = study.composition(plan)
     write_json_atomic(out / "results.json", results)
     write_report(results, out)
     return results
@@ -258,11 +258,11 @@ def main(argv=None) -> None:
     training = Training(model=args.model, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                         workers=args.workers)
     plan = QUICK if args.quick else full
-    chosen = {"budgets": tuple(args.budgets) if args.budgets else None, "arms": tuple(args.arms) if args.arms else None,
-              "seeds": args.seeds, "other_seeds": args.other_seeds, "reference_seeds": args.reference_seeds,
-              "sweep_samples": args.sweep_samples,
-              "t_values": args.t_values}
-    plan = replace(plan, **{key: value for key, value in chosen.items() if value is not None})
+    overrides = {"budgets": tuple(args.budgets) if args.budgets else None,
+                 "arms": tuple(args.arms) if args.arms else None, "seeds": args.seeds,
+                 "other_seeds": args.other_seeds, "reference_seeds": args.reference_seeds,
+                 "sweep_samples": args.sweep_samples, "t_values": args.t_values}
+    plan = replace(plan, **{key: value for key, value in overrides.items() if value is not None})
 
     def command() -> None:
         if plan.t_values < 2 or min(plan.seeds, plan.other_seeds, plan.reference_seeds) < 1:
