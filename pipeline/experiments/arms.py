@@ -34,7 +34,7 @@ UIDS = "uids.parquet"
 BALANCE_SEED = 0  # the pipeline's default draws (BalanceConfig.seed): arms differ by what they keep, not by luck
 RAW, DEDUP, BALANCE, PIPELINE, ONLINE = "raw", "dedup", "balance", "dedup+balance", "online"
 ARMS = (RAW, DEDUP, BALANCE, PIPELINE, ONLINE)
-REFERENCE = "reference"  # not an arm of the pool: the class-balanced held-out photos, the yardstick of difficulty
+REFERENCE = "reference"  # not an arm of the pool: class-balanced photos, the yardstick of difficulty
 
 
 @dataclass(frozen=True)

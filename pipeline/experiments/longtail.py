@@ -5,9 +5,9 @@ the tail class), the head is full of re-uploads (the same bytes under another ur
 or cropped copy), captions are alt-text that names the concept among other words, and some name nothing.
 Everything is drawn from one seed: the same design and photos give the same pool.
 
-Two sets of photos are held out of the pool: a validation split the study chooses its settings on (never served,
-never trained on), and the photos of a class-balanced reference training set, whose per-class accuracy tells
-class difficulty apart from class frequency.
+Besides the pool, two sets of photos: a validation split the study chooses its settings on, held out of the pool
+(never served, never trained on), and a class-balanced reference training set (the photos after the validation
+split, which the pool may also use), whose per-class accuracy tells class difficulty apart from class frequency.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def write_reference_shards(out: Path, photos: dict[str, list[bytes]], seed: int,
 def write_pool(run_dir: Path, design: LongTailDesign, labelled: Path, classes: Sequence[str],
                held_out: HeldOut = HeldOut(), force: bool = False) -> dict:
     """DIR/pool: images/ to serve, pool.jsonl (url, caption), labels.parquet (the same with what each url shows),
-    validation.tar and reference/ (the held-out photos: see HeldOut).
+    validation.tar (held out) and reference/ (the class-balanced set): see HeldOut.
 
     The urls name a port on 127.0.0.1, chosen once and kept in the manifest, so a rerun serves the same urls
     and every later stage of the run stays current.

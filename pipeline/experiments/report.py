@@ -68,7 +68,7 @@ def format_table(results: dict) -> str:
             if not mine:
                 continue
             composition = results["composition"].get(arm)
-            size = f"{composition['samples']:,} ({composition['copies']:,})" if composition else "balanced, held out"
+            size = f"{composition['samples']:,} ({composition['copies']:,})" if composition else "class-balanced"
             cells = [_spread([run[metric] for run in mine]) for metric in ("top1", "head", "tail")]
             differences = []
             for metric in ("top1", "tail"):

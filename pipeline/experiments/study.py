@@ -10,7 +10,7 @@ several seeds at several budgets, and only the chosen settings meet the test set
    smallest eps), then each eps of the prepared grid (and none) at the chosen t; one seed, the sweep budget.
    The best validation top-1 chooses.
 2. Arms at the chosen t and eps, each budget, each seed: raw, dedup, balance, dedup+balance (the pipeline),
-   online (dedup + MetaCLIP online balancing), and `reference`, a class-balanced training set of held-out photos
+   online (dedup + MetaCLIP online balancing), and `reference`, a class-balanced training set (500 photos per class)
    whose per-class accuracy is each class's difficulty: head and tail gains are read against it.
 3. Test set (CIFAR-10's test images): every arm run, once, at the chosen settings.
 
@@ -142,7 +142,7 @@ class Study:
         return result
 
     def run_arm(self, name: str, spec: ArmSpec | None, samples: int, seed: int, split: str, images: Path) -> dict:
-        """One run: the arm's training set (`reference`: the held-out balanced shards), trained and evaluated."""
+        """One run: the arm's training set (`reference`: the class-balanced shards), trained and evaluated."""
         if spec is None:
             shards, fingerprint, online = POOL.file(self.run, "reference"), self.pool["fingerprint"], False
         else:

@@ -2,8 +2,8 @@
 pipeline's image stages, its captions through the text stages. The study (pipeline.experiments.study) composes
 every arm from these stage outputs.
 
-DIR/pool   the pool (pipeline.experiments.longtail): images/, pool.jsonl, labels.parquet, and the held-out
-           validation.tar and reference/ shards
+DIR/pool   the pool (pipeline.experiments.longtail): images/, pool.jsonl, labels.parquet, the held-out
+           validation.tar and the class-balanced reference/ shards
 DIR/text   the text stages on the pool's captions: ingest, matches (the entry ids of each caption), counts
 DIR/images every url of the pool downloaded by img2dataset as it is (the raw arm), then validate, embed, dedup
            (SemDeDup at each eps of the grid) and decontaminate (against CIFAR-10's test set)
