@@ -8,7 +8,8 @@ from typing import Callable
 
 from pipeline import REPO
 from pipeline.errors import run_job
-from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, STUDY_EPS, HeldOut, LongTailDesign
+from pipeline.experiments.arms import STUDY_EPS
+from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, HeldOut, LongTailDesign
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import SEMANTIC_THRESHOLD
 from pipeline.image.download import DownloadOptions

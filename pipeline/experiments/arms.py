@@ -25,9 +25,11 @@ from pipeline.image.shards import shard_name, stored_images, write_shard
 from pipeline.run.directory import REJECTS, StageResult, read_manifest, run_stage
 from pipeline.run.stages import IMAGES_RUN, STAGES, TEXT_RUN
 from pipeline.text.balancing import as_list_array, entry_probabilities, keep_mask, keep_probabilities
+from pipeline.text.counting import count_entries
 
 POOL, MATCH, DOWNLOAD, VALIDATE, SEMDEDUP, DECONTAMINATE = (
     STAGES[name] for name in ("pool", "match", "download", "validate", "dedup", "decontaminate"))
+STUDY_EPS = (0.001, 0.002, 0.005)  # SemDeDup thresholds the study chooses from on validation (untrained embedder)
 ONLINE_FACTOR = 4.0  # the online arm's offline t, over the t its draws bring it to
 SAMPLES_PER_ARM_SHARD = 500
 UIDS = "uids.parquet"
@@ -75,42 +77,14 @@ class PoolFacts:
         if missing:
             raise UserInputError(f"{run}: prepare the study's data first (spark-submit jobs/experiment_data.py "
                                  f"--out {run}); missing: {', '.join(missing)}")
-        labels = pq.read_table(POOL.file(run, "labels"), columns=["url", "label", "source"])
-        validated = ds.dataset(VALIDATE.path(images), format="parquet").to_table(
-            columns=["uid", "key", "width", "height", "sha256", "phash", "status"])
-        status = pq.read_table(DOWNLOAD.file(images, "status") / "status.parquet", columns=["uid", "url", "shard"])
-        selection = ds.dataset(STAGES["balance"].path(images), format="parquet").to_table(columns=["uid", "caption"])
-        rows = (validated.rename_columns(["raw_uid", *validated.column_names[1:]])
-                .join(status.rename_columns(["raw_uid", "url", "download_shard"]), "raw_uid")
-                .join(selection.rename_columns(["raw_uid", "caption"]), "raw_uid")
-                .join(labels, "url")
-                .sort_by("raw_uid"))
-        # The pool's own uid (the text run's) and the caption's matched entries (none for an unmatched one)
-        ingested = ds.dataset(STAGES["ingest"].path(text), format="parquet").to_table(columns=["uid", "url"])
-        matched = ds.dataset(MATCH.path(text), format="parquet").to_table(columns=["url", "entry_ids"])
-        urls = rows.column("url")
-        uids = ingested.column("uid").take(pc.index_in(urls, ingested.column("url")))
-        found = pc.index_in(urls, matched.column("url"))
-        empty = pa.array([[]] * rows.num_rows, pa.list_(pa.int32()))
-        entry_ids = pc.if_else(pc.is_null(found), empty, matched.column("entry_ids").take(found))
-        rows = rows.append_column("uid", uids).append_column("entry_ids", entry_ids)
+        rows = _with_text_facts(_downloaded_rows(run), text)
         raw_uids = rows.column("raw_uid")
-        dedup_rows = ds.dataset(SEMDEDUP.path(images), format="parquet").to_table(columns=["uid", "eps", "status"])
-        dedup_manifest = manifests[SEMDEDUP.path(images)]
-        removed = {}
-        for eps in dedup_manifest["eps"]:
-            gone = dedup_rows.filter(pc.and_(pc.equal(dedup_rows.column("eps"), eps),
-                                             pc.equal(dedup_rows.column("status"), "removed"))).column("uid")
-            removed[float(eps)] = pc.is_in(raw_uids, gone).to_numpy(zero_copy_only=False)
-        contaminated = np.zeros(rows.num_rows, dtype=bool)
         decontaminated = read_manifest(DECONTAMINATE.path(images))
-        if decontaminated is not None:
-            rejects = pq.read_table(DECONTAMINATE.path(images) / REJECTS, columns=["uid"]).column("uid")
-            contaminated = pc.is_in(raw_uids, rejects).to_numpy(zero_copy_only=False)
         fingerprint = "-".join(manifest["fingerprint"][:8] for manifest in
                                [*manifests.values(), *([decontaminated] if decontaminated else [])])
-        return cls(rows, pc.equal(rows.column("status"), "kept").to_numpy(zero_copy_only=False), contaminated,
-                   removed, fingerprint)
+        return cls(rows, pc.equal(rows.column("status"), "kept").to_numpy(zero_copy_only=False),
+                   _contaminated(images, raw_uids, decontaminated is not None),
+                   _semdedup_removed(images, raw_uids, manifests[SEMDEDUP.path(images)]["eps"]), fingerprint)
 
     def selection(self, spec: ArmSpec) -> tuple[np.ndarray, np.ndarray]:
         """The rows the arm trains on and each row's keep probability (its chance to be drawn per epoch online)."""
@@ -128,8 +102,7 @@ class PoolFacts:
         entry_ids = as_list_array(self.rows.column("entry_ids"))
         survivors = np.flatnonzero(base)
         counted = as_list_array(entry_ids.take(pa.array(survivors)))
-        counts = np.bincount(counted.flatten().to_numpy(zero_copy_only=False),
-                             minlength=max(1, int(pc.max(entry_ids.flatten()).as_py() or 0) + 1))
+        counts = count_entries(counted, vocabulary_size=int(pc.max(entry_ids.flatten()).as_py() or 0) + 1)
         offline_t = spec.t * ONLINE_FACTOR if spec.online else spec.t
         offline = entry_probabilities(counts, offline_t)
         kept = keep_mask(self.rows.column("uid").take(pa.array(survivors)).to_pylist(), counted, offline,
@@ -141,6 +114,52 @@ class PoolFacts:
             keep_prob = np.divide(keep_prob, keep_probabilities(entry_ids, offline),
                                   out=np.zeros_like(keep_prob), where=chosen)
         return chosen, np.where(chosen, np.minimum(keep_prob, 1.0), 0.0)
+
+
+def _downloaded_rows(run: Path) -> pa.Table:
+    """Every downloaded image with its validation verdict, download shard, caption and CIFAR-10 label."""
+    images = run / IMAGES_RUN
+    labels = pq.read_table(POOL.file(run, "labels"), columns=["url", "label", "source"])
+    validated = ds.dataset(VALIDATE.path(images), format="parquet").to_table(
+        columns=["uid", "key", "width", "height", "sha256", "phash", "status"])
+    status = pq.read_table(DOWNLOAD.file(images, "status") / "status.parquet", columns=["uid", "url", "shard"])
+    selection = ds.dataset(STAGES["balance"].path(images), format="parquet").to_table(columns=["uid", "caption"])
+    return (validated.rename_columns(["raw_uid", *validated.column_names[1:]])
+            .join(status.rename_columns(["raw_uid", "url", "download_shard"]), "raw_uid")
+            .join(selection.rename_columns(["raw_uid", "caption"]), "raw_uid")
+            .join(labels, "url")
+            .sort_by("raw_uid"))
+
+
+def _with_text_facts(rows: pa.Table, text: Path) -> pa.Table:
+    """Adds the pool's own uid (the text run's) and the caption's matched entries (none for an unmatched one)."""
+    ingested = ds.dataset(STAGES["ingest"].path(text), format="parquet").to_table(columns=["uid", "url"])
+    matched = ds.dataset(MATCH.path(text), format="parquet").to_table(columns=["url", "entry_ids"])
+    urls = rows.column("url")
+    uids = ingested.column("uid").take(pc.index_in(urls, ingested.column("url")))
+    found = pc.index_in(urls, matched.column("url"))
+    empty = pa.array([[]] * rows.num_rows, pa.list_(pa.int32()))
+    entry_ids = pc.if_else(pc.is_null(found), empty, matched.column("entry_ids").take(found))
+    return rows.append_column("uid", uids).append_column("entry_ids", entry_ids)
+
+
+def _semdedup_removed(images: Path, raw_uids: pa.ChunkedArray, eps_values) -> dict[float, np.ndarray]:
+    """Per eps the dedup stage computed: which rows SemDeDup removed."""
+    decisions = ds.dataset(SEMDEDUP.path(images), format="parquet").to_table(columns=["uid", "eps", "status"])
+    removed = {}
+    for eps in eps_values:
+        gone = decisions.filter(pc.and_(pc.equal(decisions.column("eps"), eps),
+                                        pc.equal(decisions.column("status"), "removed"))).column("uid")
+        removed[float(eps)] = pc.is_in(raw_uids, gone).to_numpy(zero_copy_only=False)
+    return removed
+
+
+def _contaminated(images: Path, raw_uids: pa.ChunkedArray, decontaminated: bool) -> np.ndarray:
+    """Which rows decontamination removed (none when the stage did not run)."""
+    if not decontaminated:
+        return np.zeros(len(raw_uids), dtype=bool)
+    rejects = pq.read_table(DECONTAMINATE.path(images) / REJECTS, columns=["uid"]).column("uid")
+    return pc.is_in(raw_uids, rejects).to_numpy(zero_copy_only=False)
 
 
 def arm_spec(arm: str, t: float, eps: float | None) -> ArmSpec:

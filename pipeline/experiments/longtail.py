@@ -46,7 +46,6 @@ CLASS_TEMPLATES = (
 )
 NO_CLASS_TEMPLATES = ("DSC_{n}", "photo", "image", "an image of the", "a picture", "the photo", "photo of a")
 EDITS = ("jpeg", "brightness", "crop")  # near-copies cycle through these
-STUDY_EPS = (0.001, 0.002, 0.005)  # SemDeDup thresholds the study chooses from on validation (untrained embedder)
 
 
 @dataclass(frozen=True)

@@ -108,9 +108,6 @@ class Study:
         self.facts = PoolFacts.read(run)
         self.pool = read_manifest(POOL.path(run))
 
-    def arm(self, name: str, spec: ArmSpec) -> dict:
-        return write_arm(self.run, name, self.facts, spec)
-
     def train(self, name: str, shards: Path, fingerprint: str, samples: int, seed: int, online: bool) -> Path:
         from pipeline.clip.training.loop import train
         from pipeline.clip.training.options import TrainConfig
@@ -146,7 +143,7 @@ class Study:
         if spec is None:
             shards, fingerprint, online = POOL.file(self.run, "reference"), self.pool["fingerprint"], False
         else:
-            manifest = self.arm(name, spec)
+            manifest = write_arm(self.run, name, self.facts, spec)
             if manifest["rows_out"] < self.training.min_samples():
                 raise UserInputError(f"arm {name} ({spec.describe()}) keeps {manifest['rows_out']} samples, too few "
                                      f"to train on (at least {self.training.min_samples()})")
