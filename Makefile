@@ -22,7 +22,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate images demo-images metadata train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
+.PHONY: install demo curate extract-crawl demo-crawl images demo-images metadata train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
 	gpu-wheels gpu-check clean
 
 install: $(VENV)/.installed
@@ -47,6 +47,17 @@ images: install ## the image side on a curated run: make images RUN=... SHARDS=.
 	$(SUBMIT) jobs/dedup.py --run $(RUN) --eps auto $(DEDUP_OPTIONS)
 	$(SUBMIT) jobs/rebalance.py --run $(RUN) --t $(T)
 	$(SUBMIT) jobs/write_shards.py --run $(RUN) --out $(or $(SHARDS),$(RUN)/shards)
+
+CRAWL ?= data/crawl
+CRAWL_POOL ?= runs/crawl/pool
+CRAWL_OPTIONS ?=
+
+extract-crawl: install ## a pool from crawl files: make extract-crawl CRAWL="files, folders or wat.paths.gz" CRAWL_POOL=...
+	$(SUBMIT) jobs/extract_crawl.py --input $(CRAWL) --out $(CRAWL_POOL) $(CRAWL_OPTIONS)
+
+demo-crawl: install ## the shipped Common Crawl page: its image links with alt text to a pool, then curated
+	$(SUBMIT) jobs/extract_crawl.py --input data/crawl --out runs/demo-crawl/pool
+	$(SUBMIT) jobs/curate_text.py --pool runs/demo-crawl/pool --metadata $(METADATA) --out runs/demo-crawl/run --t 2
 
 demo-images: install ## the whole pipeline offline on CIFAR-10 images served from 127.0.0.1
 	$(SUBMIT) jobs/demo_images.py --out runs/demo-images

@@ -18,7 +18,8 @@ LAYERS = (  # highest first
     ("pipeline.spark",),
     ("pipeline.experiments",),
     ("pipeline.report",),
-    ("pipeline.text", "pipeline.vocab", "pipeline.image", "pipeline.semantic", "pipeline.clip", "pipeline.run"),
+    ("pipeline.text", "pipeline.vocab", "pipeline.image", "pipeline.semantic", "pipeline.clip", "pipeline.run",
+     "pipeline.crawl"),
     ("pipeline", "pipeline.errors", "pipeline.hashing"),
 )
 

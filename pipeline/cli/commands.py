@@ -4,11 +4,14 @@ stage on the job's Spark session, print the summary."""
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 from pipeline.cli import configs
 from pipeline.clip.evaluate import read_classes
+from pipeline.crawl.files import crawl_files
+from pipeline.crawl.output import format_extraction
 from pipeline.experiments.demo import demo_files, write_demo_eval_set, write_demo_pool
 from pipeline.experiments.image_server import SERVED_FROM, ImageServer
 from pipeline.experiments.longtail import HeldOut
@@ -21,6 +24,7 @@ from pipeline.semantic.semdedup import DedupConfig
 from pipeline.spark.balance import run_balance
 from pipeline.spark.bigrams import run_mine_bigrams
 from pipeline.spark.count import run_count
+from pipeline.spark.crawl import run_extract_crawl
 from pipeline.spark.curate import ImageCurationConfig, TextCurationConfig, curate_images, curate_text
 from pipeline.spark.decontaminate import run_decontaminate
 from pipeline.spark.dedup import run_dedup
@@ -39,6 +43,22 @@ from pipeline.vocab.entries import entries_fingerprint, load_entries
 
 def _print_summary(run_dir: str, stage: str, manifest: dict) -> None:
     print(format_summary(Path(run_dir), {STAGES[stage].folder: manifest}))
+
+
+def extract_crawl_command(args: argparse.Namespace) -> int:
+    """The pool of the crawl files' image links; files that could not be read are named and make the exit
+    status 1, after the others are done."""
+    files = crawl_files(args.input, args.prefix)
+    manifest = run_extract_crawl(get_spark("metacurate-extract-crawl", args.master), files, Path(args.out),
+                                 configs.crawl_config(args), retry_failed=args.retry_failed, force=args.force)
+    print(format_extraction(Path(args.out), manifest))
+    for failed in manifest["failed_files"]:
+        print(f"error: {failed['error']}", file=sys.stderr)
+    if manifest["failed_files"]:
+        print(f"{len(manifest['failed_files'])} file(s) could not be read; after fixing them, rerun with "
+              f"--retry-failed to read only those", file=sys.stderr)
+        return 1
+    return 0
 
 
 def curate_text_command(args: argparse.Namespace) -> None:

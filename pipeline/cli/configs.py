@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.crawl.extract import ExtractConfig
 from pipeline.errors import UserInputError
 from pipeline.experiments.longtail import LongTailDesign
 from pipeline.image.check import ImageLimits
@@ -15,10 +16,19 @@ from pipeline.image.network import networks
 from pipeline.image.safety import SafetyConfig
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig, eps_list
+from pipeline.spark.crawl import CrawlConfig
 from pipeline.spark.curate import TextCurationConfig
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import IngestConfig
 from pipeline.vocab.bigrams import BigramThresholds
+
+
+def crawl_config(args: argparse.Namespace) -> CrawlConfig:
+    for option in ("min_words", "min_chars"):
+        if getattr(args, option) < 0:
+            raise UserInputError(f"--{option.replace('_', '-')} must not be negative")
+    return CrawlConfig(ExtractConfig(format=args.format, titles=args.titles), languages=args.languages,
+                       min_words=args.min_words, min_chars=args.min_chars)
 
 
 def ingest_config(args: argparse.Namespace) -> IngestConfig:

@@ -7,6 +7,7 @@ import argparse
 from typing import Callable
 
 from pipeline import REPO
+from pipeline.crawl.extract import FORMATS, ExtractConfig
 from pipeline.errors import run_job
 from pipeline.experiments.arms import STUDY_EPS
 from pipeline.experiments.longtail import CIFAR10_TEST, CIFAR10_TRAIN, HeldOut, LongTailDesign
@@ -20,6 +21,7 @@ from pipeline.semantic.backends import BACKENDS
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig
 from pipeline.semantic.separation import MAX_FALSE_MERGE
+from pipeline.spark.crawl import CrawlConfig
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import DEDUP_COLUMNS, IngestConfig
 from pipeline.text.matching import DEFAULT_MODE, MODES
@@ -189,6 +191,32 @@ def add_experiment_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-class-share", type=float, default=design.no_class_share,
                        help="share of captions that name no class")
     group.add_argument("--pool-seed", type=int, default=design.seed)
+
+
+def add_crawl_options(parser: argparse.ArgumentParser) -> None:
+    crawl, extract = CrawlConfig(), ExtractConfig()
+    parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                        help="WAT (*.warc.wat.gz) or WARC (*.warc.gz) files, folders of them, or a Common Crawl "
+                             "paths listing (wat.paths.gz) with --prefix")
+    parser.add_argument("--prefix", help="what a paths listing's lines are relative to (a folder, s3a://..., "
+                                         "hdfs://...)")
+    parser.add_argument("--out", required=True, help="the pool folder to write (Parquet that curate_text reads)")
+    parser.add_argument("--format", choices=FORMATS, default=extract.format,
+                        help="records to read pages from: WAT metadata, WARC HTML responses, or both (auto)")
+    parser.add_argument("--languages", type=_codes, default=crawl.languages, metavar="CODES",
+                        help="keep captions in these languages only, e.g. en,de (default: all)")
+    parser.add_argument("--titles", action="store_true", help="keep each <img>'s title attribute too")
+    parser.add_argument("--min-words", type=int, default=crawl.min_words,
+                        help="reject captions with fewer words (DataComp's text filter; default off)")
+    parser.add_argument("--min-chars", type=int, default=crawl.min_chars,
+                        help="reject captions with fewer characters (default off)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="reread only the files the last run of this --out could not read")
+    add_engine_options(parser)
+
+
+def _codes(value: str) -> tuple[str, ...]:
+    return tuple(code.strip().lower() for code in value.split(",") if code.strip())
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

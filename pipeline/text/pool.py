@@ -55,10 +55,11 @@ def discover(pool: str | Path) -> list[Path]:
         return [pool]
     if not pool.is_dir():
         raise UserInputError(f"{pool}: pool not found")
+    # As in Spark and Hive, a name starting with _ or . is hidden, also for what is under it (_rejects, _links)
     files = sorted(
         path for path in pool.rglob("*")
-        if path.is_file() and file_format(path) and not path.name.startswith(("_", "."))
-        and not path.name.endswith(IMG2DATASET_STATS)
+        if path.is_file() and file_format(path) and not path.name.endswith(IMG2DATASET_STATS)
+        and not any(part.startswith(("_", ".")) for part in path.relative_to(pool).parts)
     )
     if not files:
         raise UserInputError(f"{pool}: no pool files (.parquet, .jsonl, .tsv, .csv) in this directory")

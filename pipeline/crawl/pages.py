@@ -1,0 +1,97 @@
+"""A page's image links, from its HTML (a WARC response) or from Common Crawl's WAT metadata of it.
+
+Both give the same thing, a `Page`: the <base href> if any and each <img> with its src, alt and title, so the
+rest of extraction does not care which file type it read. Problems with a page are reasons, not exceptions.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import dataclass, field
+
+from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+from resiliparse.parse.html import HTMLTree
+
+from pipeline.crawl.links import ImageLink
+
+WAT_IMAGE_PATH = "IMG@/src"  # how Common Crawl's WAT names the src attribute of an <img> among a page's links
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a page offers the pool; `note` says what was odd but recoverable (a wrongly declared charset)."""
+
+    base_href: str | None
+    images: list[ImageLink] = field(default_factory=list)
+    note: str | None = None
+
+
+class PageError(ValueError):
+    """A record that yields no page; `reason` is what the manifest counts it under."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _known_codec(name: str | None) -> str | None:
+    try:
+        return codecs.lookup(name).name if name else None
+    except LookupError:
+        return None
+
+
+def decode_html(body: bytes, declared: str | None) -> tuple[str, str | None]:
+    """The page as text and a note: the declared charset (HTTP header, else <meta>) is trusted while the bytes
+    decode in it; otherwise (`charset_mismatch`) or when nothing is declared (`charset_detected`), the charset
+    is detected from the bytes."""
+    charset = _known_codec(declared) or _known_codec(detect_encoding(body, from_html_meta=True)
+                                                     if b"charset" in body[:1024].lower() else None)
+    if charset is not None:
+        try:
+            return body.decode(charset), None
+        except UnicodeDecodeError:
+            note = "charset_mismatch"
+    else:
+        note = "charset_detected"
+    return bytes_to_str(body, detect_encoding(body), errors="replace"), note
+
+
+def page_from_html(body: bytes, declared_charset: str | None) -> Page:
+    """Every <img> of the HTML with its attributes (entities decoded by the parser)."""
+    text, note = decode_html(body, declared_charset)
+    tree = HTMLTree.parse(text)
+    if tree.document is None:
+        raise PageError("unparsable_html", "the HTML parser found no document")
+    base = tree.document.query_selector("base[href]")
+    images = [ImageLink(img.getattr("src") or "", img.getattr("alt"), img.getattr("title"))
+              for img in tree.document.query_selector_all("img[src]")]
+    return Page(base.getattr("href") if base is not None else None, images, note)
+
+
+def _dig(record: dict, *keys: str):
+    for key in keys:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def page_from_wat(payload: bytes) -> Page | None:
+    """The page a WAT metadata record describes; None for records about anything but an HTML response (requests,
+    warcinfo, non-HTML responses), which carry no links."""
+    try:
+        record = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None
+    html = _dig(record, "Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
+    if not isinstance(html, dict):
+        return None
+    links = html.get("Links") or []
+    base = _dig(html, "Head", "Base")
+    images = [ImageLink(str(link.get("url") or ""), _text(link.get("alt")), _text(link.get("title")))
+              for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH]
+    return Page(base if isinstance(base, str) else None, images)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
