@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -29,6 +30,7 @@ from pipeline.spark.outputs import ddl, work_dir
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
+from pipeline.text.ingest import with_carried
 
 BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -108,14 +110,14 @@ class BalanceOutcome:
 
 
 def balance_into(spark: SparkSession, samples: DataFrame | ParquetParts, probs: np.ndarray, seed: int,
-                 out_dir: Path) -> BalanceOutcome:
+                 out_dir: Path, schema: pa.Schema = SELECTION_SCHEMA) -> BalanceOutcome:
     """Draw keep decisions for samples (uid, url, caption, entry_ids): the kept ones go to out_dir
     (selection columns), the others to out_dir/_rejects, both written by the tasks that decide."""
     probs_broadcast = spark.sparkContext.broadcast(probs)
     summaries = {name: work_dir(out_dir, name) for name in ("kept_counts", "expected")}
     try:
         counts = write_from_tasks(samples, _decide(probs_broadcast, seed), {
-            "rows": (out_dir, SELECTION_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+            "rows": (out_dir, schema), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
             "kept_counts": (summaries["kept_counts"], COUNTS_SCHEMA), "expected": (summaries["expected"], _EXPECTED)})
         selected_counts = sum_sparse_counts(summaries["kept_counts"], len(probs))
         expected = float(pq.read_table(summaries["expected"]).column("expected").to_numpy().sum())
@@ -144,10 +146,11 @@ def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: 
     def body(out_dir: Path) -> StageResult:
         counts = pq.read_table(COUNT.file(run_dir, "counts"), columns=["count"]).column("count")
         counts = counts.to_numpy()
-        columns = ["uid", "url", "caption", "entry_ids"]
+        schema = with_carried(SELECTION_SCHEMA, ds.dataset(MATCH.path(run_dir), format="parquet").schema.names)
+        columns = ["uid", "url", "caption", "entry_ids", *schema.names[len(SELECTION_SCHEMA):]]
         t = solve_t(spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts, config)
         outcome = balance_into(spark, ParquetParts(spark, MATCH.path(run_dir), columns), entry_probabilities(counts, t),
-                               config.seed, out_dir)
+                               config.seed, out_dir, schema)
         summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}
         _rewrite_entry_counts(run_dir, entries, counts, entry_probabilities(counts, t), outcome.selected_counts,
                               summary)

@@ -35,10 +35,10 @@ from pipeline.text.ingest import (
     key_hashes,
     key_hashes_schema,
     pii_kinds,
+    with_carried,
 )
 
 INGEST = STAGES["ingest"]
-OUTPUT_COLUMNS = ROW_SCHEMA.names
 COMBINED_SCHEMA = pa.schema(list(ROW_SCHEMA) + [f for f in REJECT_SCHEMA if f.name not in ROW_SCHEMA.names])
 _READ_SCHEMA = pa.schema([("source_file", pa.string()), ("rows", pa.int64()), ("pii", pa.int64())])
 
@@ -179,13 +179,15 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
     stage_config = {**asdict(config), "columns": asdict(columns)}
     inputs = {"pool": str(pool_path), "files": file_identity([Path(path) for path in files])}
 
+    row_schema = with_carried(ROW_SCHEMA, ["language"] if columns.language else [])
+
     def body(out_dir: Path) -> StageResult:
         keys = duplicate_keys(config.dedup_key, columns.uid is not None)
         scratch = {target: work_dir(out_dir, target) for target in ("rows", "rejects", "read", "key_hashes")}
         cached: list[DataFrame] = []
         try:
             counts = write_from_tasks(_unit_frame(spark, units), _with_key_hashes(_split(columns, config), keys),
-                                      {"rows": (scratch["rows"], ROW_SCHEMA),
+                                      {"rows": (scratch["rows"], row_schema),
                                        "rejects": (scratch["rejects"], REJECT_SCHEMA),
                                        "read": (scratch["read"], _READ_SCHEMA),
                                        "key_hashes": (scratch["key_hashes"], key_hashes_schema(keys))})
@@ -202,7 +204,7 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
             else:
                 rejects = spark.read.parquet(str(scratch["rejects"]))
                 kept, rejected = write_split(marked.unionByName(rejects, allowMissingColumns=True), out_dir,
-                                             OUTPUT_COLUMNS)
+                                             row_schema.names)
         finally:
             for frame in cached:
                 frame.unpersist()

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
+from pipeline.text.ingest import with_carried
 from pipeline.text.matching import Matcher
 
 MATCH = STAGES["match"]  # its partial counts sit in a `_` folder, which readers of the matched rows skip
@@ -37,7 +39,7 @@ def _matcher(vocab_key: str, mode: str, entries_broadcast) -> Matcher:
     return _MATCHERS[key]
 
 
-def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broadcast):
+def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broadcast, schema: pa.Schema):
     """Batches of (uid, url, caption) -> matched rows with their entry ids, and the captions that match
     nothing as rejects; last, the task's matches per entry.
 
@@ -49,7 +51,7 @@ def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broad
         for batch in batches:
             ids = pa.array(matcher.match_batch(batch.column("caption").to_pylist()), pa.list_(pa.int32()))
             found = pc.greater(pc.list_value_length(ids), 0)
-            rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(MATCHES_SCHEMA.names)
+            rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(schema.names)
             unmatched = rows.filter(pc.invert(found))
             matches_per_entry += count_entries(ids, len(matches_per_entry))
             yield {"rows": rows.filter(found),
@@ -70,9 +72,10 @@ def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key:
 
     def body(out_dir: Path) -> StageResult:
         broadcast = spark.sparkContext.broadcast(entries)
-        captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption"])
-        written = write_from_tasks(captions, match_batches(vocab_key, len(entries), mode, broadcast),
-                                   {"rows": (out_dir, MATCHES_SCHEMA), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+        schema = with_carried(MATCHES_SCHEMA, ds.dataset(ingest_dir, format="parquet").schema.names)
+        captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption", *schema.names[len(MATCHES_SCHEMA):]])
+        written = write_from_tasks(captions, match_batches(vocab_key, len(entries), mode, broadcast, schema),
+                                   {"rows": (out_dir, schema), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
                                     "counts": (out_dir / MATCH.files["partial_counts"], COUNTS_SCHEMA)})
         broadcast.unpersist()
         return StageResult(rows_in=upstream["rows_out"], rows_out=written["rows"][None],

@@ -29,6 +29,8 @@ ROW_SCHEMA = pa.schema([
     ("source_row", pa.int64()),
 ])
 
+# Optional columns a pool may have that ride along with its rows through ingest, match and balance.
+CARRIED_FIELDS = (pa.field("language", pa.string()),)
 PREVIEW_CHARS = 200
 # The columns whose equality makes two rows duplicates, per IngestConfig.dedup_key.
 DEDUP_COLUMNS = {"url_caption": ["url", "caption"], "url": ["url"]}
@@ -117,8 +119,18 @@ def _rejects_table(batch: RawBatch, positions: np.ndarray, reasons: list) -> pa.
     }, schema=REJECT_SCHEMA)
 
 
+def carried_fields(present: list[str]) -> list[pa.Field]:
+    """The carried columns among `present` (a stage's input columns)."""
+    return [field for field in CARRIED_FIELDS if field.name in present]
+
+
+def with_carried(schema: pa.Schema, present: list[str]) -> pa.Schema:
+    return pa.schema([*schema, *carried_fields(present)])
+
+
 def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Table]:
-    """Split a raw batch into canonical rows (ROW_SCHEMA) and rejects (REJECT_SCHEMA)."""
+    """Split a raw batch into canonical rows (ROW_SCHEMA, plus `language` when the pool has it) and rejects
+    (REJECT_SCHEMA). A language value that is not UTF-8 becomes null: it describes the row, it is not the row."""
     reasons = reject_reasons(batch, config)
     rejected = np.array([reason is not None for reason in reasons], dtype=bool)
     good = pa.array(np.flatnonzero(~rejected), pa.int64())
@@ -134,6 +146,9 @@ def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Ta
         "source_file": pa.array([batch.path] * len(good), pa.string()),
         "source_row": batch.rows[~rejected],
     }, schema=ROW_SCHEMA)
+    if batch.language is not None:
+        text, invalid = _as_text(batch.language.take(good))
+        rows = rows.append_column("language", pc.if_else(pa.array(~invalid), text, pa.scalar(None, pa.string())))
     return rows, _rejects_table(batch, np.flatnonzero(rejected), reasons)
 
 

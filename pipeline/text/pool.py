@@ -31,6 +31,7 @@ FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "
 URL_NAMES = ("url", "URL", "image_url", "img_url")
 CAPTION_NAMES = ("caption", "TEXT", "text", "alt_text", "alt")
 UID_NAMES = ("uid", "key")
+LANGUAGE_NAMES = ("language",)  # carried through ingest, match and balance when the pool has it
 # img2dataset writes NNNNN.parquet, NNNNN.tar and NNNNN_stats.json per shard; the stats are not rows.
 IMG2DATASET_STATS = "_stats.json"
 SPLIT_BYTES = 64 << 20  # large TSV/JSONL files are read in slices of about this size, in parallel
@@ -125,6 +126,7 @@ class PoolColumns:
     url: str
     caption: str
     uid: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,8 @@ def resolve(pool: str | Path, url_col: str | None = None, caption_col: str | Non
                 raise UserInputError(
                     f"{path}: cannot find the {role} column (columns: {', '.join(names) or 'none'}); pass {flag}"
                 )
-        columns = PoolColumns(url=url, caption=caption, uid=uid)
+        language = _pick(names, None, LANGUAGE_NAMES, "language", path)
+        columns = PoolColumns(url=url, caption=caption, uid=uid, language=language)
         if chosen is not None and columns != chosen:
             raise UserInputError(f"{path}: columns {columns} differ from the rest of the pool ({chosen})")
         chosen = columns
@@ -250,6 +253,7 @@ class RawBatch:
     caption: pa.Array
     uid: pa.Array | None
     reader_rejects: list[tuple[str, str] | None]
+    language: pa.Array | None = None
 
 
 def _as_bytes(value) -> bytes | None:
@@ -276,7 +280,7 @@ def read_unit(unit: PoolUnit, columns: PoolColumns, batch_rows: int = 65536) -> 
 
 
 def _read_parquet(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterator[RawBatch]:
-    wanted = [columns.url, columns.caption] + ([columns.uid] if columns.uid else [])
+    wanted = [columns.url, columns.caption] + [column for column in (columns.uid, columns.language) if column]
     try:
         table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=list(dict.fromkeys(wanted)))
     except (pa.ArrowException, OSError) as err:
@@ -293,6 +297,8 @@ def _read_parquet(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iter
             caption=_column_bytes(part.column(columns.caption), unit.path, columns.caption),
             uid=_column_bytes(part.column(columns.uid), unit.path, columns.uid) if columns.uid else None,
             reader_rejects=[None] * part.num_rows,
+            language=(_column_bytes(part.column(columns.language), unit.path, columns.language)
+                      if columns.language else None),
         )
 
 
@@ -309,7 +315,7 @@ def _column_bytes(column: pa.ChunkedArray, path: str, name: str) -> pa.Array:
 
 
 def _read_text(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterator[RawBatch]:
-    wanted = (columns.url, columns.caption, columns.uid)
+    wanted = (columns.url, columns.caption, columns.uid, columns.language)
     with _open_text(Path(unit.path), unit.byte_range) as handle:
         if unit.fmt == "jsonl":
             records = _json_records(handle, unit.first_row)
@@ -330,8 +336,8 @@ def _read_text(unit: PoolUnit, columns: PoolColumns, batch_rows: int) -> Iterato
             yield _text_batch(unit.path, chunk, wanted)
 
 
-def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None]) -> RawBatch:
-    url_col, caption_col, uid_col = wanted
+def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None, str | None]) -> RawBatch:
+    url_col, caption_col, uid_col, language_col = wanted
     empty: dict = {}
 
     def values(column: str) -> pa.Array:
@@ -344,6 +350,7 @@ def _text_batch(path: str, chunk: list, wanted: tuple[str, str, str | None]) -> 
         caption=values(caption_col),
         uid=values(uid_col) if uid_col else None,
         reader_rejects=[reject for _, _, reject in chunk],
+        language=values(language_col) if language_col else None,
     )
 
 

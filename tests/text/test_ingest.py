@@ -209,3 +209,30 @@ def test_captions_with_personal_data_are_rejected_only_when_asked(tmp_path):
     assert rows.column("caption").to_pylist() == ["a dog"]
     assert [(row["source_row"], row["reason"], row["detail"]) for row in rejects.to_pylist()] == [
         (1, "pii", "caption holds an e-mail address"), (2, "pii", "caption holds a phone number")]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_a_language_column_rides_along_and_a_pool_without_one_has_none(tmp_path, fmt):
+    rows = [{"url": "http://a/1.jpg", "caption": "ein Hund", "language": "de"},
+            {"url": "http://a/2.jpg", "caption": "a dog", "language": None},
+            {"url": "http://a/3.jpg", "caption": "", "language": "en"}]
+    path = tmp_path / f"pool.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    good, bad = ingest_all(path)
+    assert [(row["caption"], row["language"]) for row in good] == [("ein Hund", "de"), ("a dog", None)]
+    assert [reject["reason"] for reject in bad] == ["missing_caption"]
+    without = tmp_path / "plain.jsonl"
+    without.write_text(json.dumps({"url": "http://a/1.jpg", "caption": "a dog"}) + "\n")
+    assert "language" not in ingest_all(without)[0][0]
+
+
+def test_hidden_folders_of_a_pool_folder_are_not_read(tmp_path):
+    pq.write_table(pa.table({"url": ["http://a/1.jpg"], "caption": ["a dog"]}), tmp_path / "part-0.parquet")
+    (tmp_path / "_rejects").mkdir()
+    pq.write_table(pa.table({"url": ["http://a/2.jpg"], "caption": ["rejected"]}), tmp_path / "_rejects" / "p.parquet")
+    (tmp_path / ".tmp").mkdir()
+    pq.write_table(pa.table({"url": ["http://a/3.jpg"], "caption": ["half"]}), tmp_path / ".tmp" / "p.parquet")
+    assert [row["caption"] for row in ingest_all(tmp_path)[0]] == ["a dog"]
