@@ -119,6 +119,7 @@ bench: install
 	$(PYTHON) -m bench.text_curation
 	$(PYTHON) -m bench.images
 	$(PYTHON) -m bench.dedup
+	$(PYTHON) -m bench.crawl
 	$(PYTHON) -m bench.train
 
 gpu-wheels: install ## the wheels make gpu-check installs on a GPU machine without a package index (into .whl/)

@@ -27,8 +27,10 @@ def crawl_config(args: argparse.Namespace) -> CrawlConfig:
     for option in ("min_words", "min_chars"):
         if getattr(args, option) < 0:
             raise UserInputError(f"--{option.replace('_', '-')} must not be negative")
-    return CrawlConfig(ExtractConfig(format=args.format, titles=args.titles), languages=args.languages,
-                       min_words=args.min_words, min_chars=args.min_chars)
+    if args.languages and args.no_language_id:
+        raise UserInputError("--languages needs language identification: drop --no-language-id")
+    return CrawlConfig(ExtractConfig(format=args.format, titles=args.titles, language_id=not args.no_language_id),
+                       languages=args.languages, min_words=args.min_words, min_chars=args.min_chars)
 
 
 def ingest_config(args: argparse.Namespace) -> IngestConfig:

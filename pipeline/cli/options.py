@@ -206,6 +206,8 @@ def add_crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--languages", type=_codes, default=crawl.languages, metavar="CODES",
                         help="keep captions in these languages only, e.g. en,de (default: all)")
     parser.add_argument("--titles", action="store_true", help="keep each <img>'s title attribute too")
+    parser.add_argument("--no-language-id", action="store_true",
+                        help="skip language identification (language columns null; not with --languages)")
     parser.add_argument("--min-words", type=int, default=crawl.min_words,
                         help="reject captions with fewer words (DataComp's text filter; default off)")
     parser.add_argument("--min-chars", type=int, default=crawl.min_chars,

@@ -16,7 +16,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.crawl.files import open_stream
 from pipeline.crawl.langid import identify_all
-from pipeline.crawl.links import LinkLimits, clean_caption, page_base, resolve_url
+from pipeline.crawl.links import LinkLimits, PageUrls, clean_caption
 from pipeline.crawl.pages import Page, PageError, page_from_html, page_from_wat
 from pipeline.hashing import content_uid
 from pipeline.run.directory import REJECT_SCHEMA
@@ -45,6 +45,7 @@ BATCH_LINKS = 20_000  # links per batch handed on: bounds a task's memory on fil
 class ExtractConfig:
     format: str = "auto"  # which records are pages: WAT metadata, WARC HTML responses, or both
     titles: bool = False  # keep the <img> title too
+    language_id: bool = True  # identify each caption's language (off: the language columns are null)
     limits: LinkLimits = LinkLimits()
 
 
@@ -79,7 +80,8 @@ def _mime(value: str | None) -> str:
 
 
 def _page(record) -> Page | None:
-    """The record's page, or None for a record that is no page (a WAT request's metadata, a non-HTML body)."""
+    """The record's page, or None for a record about no HTML page (counted `not_html`: a WAT request's metadata,
+    warcinfo, a body that is not HTML)."""
     payload = record.reader.read()
     if len(payload) < record.content_length:
         raise PageError("truncated_record", f"record holds {len(payload)} of its {record.content_length} bytes")
@@ -91,6 +93,11 @@ def _page(record) -> Page | None:
     if mime not in HTML_TYPES:
         return None
     return page_from_html(payload, record.http_charset if record.is_http else None)
+
+
+def _append(columns: dict[str, list], **values) -> None:
+    for name, value in values.items():
+        columns[name].append(value)
 
 
 class FileExtraction:
@@ -118,7 +125,7 @@ class FileExtraction:
                             break
                         continue
                     if page is None:
-                        report.records["no_page"] += 1
+                        report.records["not_html"] += 1
                         continue
                     report.records["page"] += 1
                     if page.note:
@@ -134,28 +141,28 @@ class FileExtraction:
         yield self._flush()
 
     def _add_page(self, page: Page, page_url: str, offset: int) -> None:
-        base = page_base(page_url, page.base_href)
-        limits, source = self.config.limits, self.location
+        limits, source, links, rejects = self.config.limits, self.location, self._links, self._rejects
+        urls = PageUrls(page_url, page.base_href, limits)
+        self.report.links += len(page.images)
         for index, image in enumerate(page.images):
-            self.report.links += 1
             caption, reason = clean_caption(image.alt, limits)
             url = None
             if reason is None:
-                url, reason = resolve_url(image.src, base, limits)
+                url, reason = urls.resolve(image.src)
             if reason is not None:
-                for name, value in (("uid", None), ("reason", reason), ("detail", f"{page_url} img {index}"),
-                                    ("source_file", source), ("source_row", offset), ("preview", image.src[:200])):
-                    self._rejects[name].append(value)
+                _append(rejects, uid=None, reason=reason, detail=f"{page_url} img {index}", source_file=source,
+                        source_row=offset, preview=image.src[:200])
                 continue
-            title = image.title if self.config.titles else None
-            for name, value in (("uid", content_uid(url.encode(), caption.encode())), ("url", url),
-                                ("caption", caption), ("title", title), ("page_url", page_url),
-                                ("source_file", source), ("record_offset", offset), ("link_index", index)):
-                self._links[name].append(value)
+            _append(links, uid=content_uid(url.encode(), caption.encode()), url=url, caption=caption,
+                    title=image.title if self.config.titles else None, page_url=page_url, source_file=source,
+                    record_offset=offset, link_index=index)
 
     def _flush(self) -> tuple[pa.Table, pa.Table]:
         links = self._links
-        links["language"], links["language_score"] = identify_all(links["caption"])
+        if self.config.language_id:
+            links["language"], links["language_score"] = identify_all(links["caption"])
+        else:
+            links["language"] = links["language_score"] = [None] * len(links["caption"])
         tables = pa.table(links, schema=LINK_SCHEMA), pa.table(self._rejects, schema=REJECT_SCHEMA)
         for columns in (self._links, self._rejects):
             for values in columns.values():

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 MAX_URL_CHARS = 2048  # what browsers and img2dataset-era pools keep; longer ones are mostly tracking blobs
 MAX_CAPTION_CHARS = 1000
 FETCHABLE_SCHEMES = ("http", "https")
 _WHITESPACE = re.compile(r"\s+")
 _URL_NOISE = re.compile(r"[\t\n\r]")  # the URL standard drops these anywhere in a url
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,69 @@ def page_base(page_url: str, base_href: str | None) -> str:
     return page_url
 
 
-def resolve_url(src: str, base: str, limits: LinkLimits = LinkLimits()) -> tuple[str | None, str | None]:
-    """(absolute url without fragment, None), or (None, reason) for a src that cannot be fetched."""
-    src = _URL_NOISE.sub("", src.strip())
-    if src.lower().startswith("data:"):
-        return None, "data_uri"
-    scheme = urlsplit(src).scheme.lower()
-    if scheme and scheme not in FETCHABLE_SCHEMES:
-        return None, "unsupported_scheme"
-    resolved = urlsplit(urljoin(base, src))
-    if resolved.scheme.lower() not in FETCHABLE_SCHEMES or not resolved.netloc:
-        return None, "relative_unresolvable"
-    url = urlunsplit(resolved._replace(fragment=""))
-    if len(url) > limits.max_url_chars:
-        return None, "url_too_long"
-    return url, None
+# The reference forms most image srcs take, and bases free of what urljoin would rewrite (dot segments, empty
+# segments, ;params, an empty ?): for those, urljoin's result is a concatenation, made here without it.
+_SEGMENT = r"(?!\.\.?(?:[/?]|$))[^/?#;\\\s]+"
+_FIRST_SEGMENT = r"(?!\.\.?(?:[/?]|$))[^/?#;:\\\s]+"  # no ':' there, or it would be a scheme
+_PATH = rf"(?:/{_SEGMENT})*/?"
+_QUERY = r"(?:\?[^#\s]+)?"
+_HOST = r"[^/?#;\\\s]+"
+_SIMPLE_BASE = re.compile(rf"(https?)://({_HOST})({_PATH})(?:[?#].*)?", re.DOTALL)
+_ABSOLUTE = re.compile(rf"https?://{_HOST}{_PATH}{_QUERY}")
+_PROTOCOL_RELATIVE = re.compile(rf"//{_HOST}{_PATH}{_QUERY}")
+_ROOT_RELATIVE = re.compile(rf"/(?:{_SEGMENT}{_PATH})?{_QUERY}")
+_PATH_RELATIVE = re.compile(rf"{_FIRST_SEGMENT}{_PATH}{_QUERY}")
+
+
+class PageUrls:
+    """Resolves a page's image srcs as urljoin does against the page's base; common simple forms without it
+    (about 3x cheaper per link, checked against urljoin in tests/crawl/test_links.py)."""
+
+    def __init__(self, page_url: str, base_href: str | None = None, limits: LinkLimits = LinkLimits()):
+        self.base, self.limits = page_base(page_url, base_href), limits
+        simple = _SIMPLE_BASE.fullmatch(self.base)
+        self._scheme = simple.group(1) if simple else None
+        self._origin = f"{simple.group(1)}://{simple.group(2)}" if simple else None
+        path = simple.group(3) if simple else ""
+        self._directory = path[:path.rfind("/") + 1] or "/"
+
+    def _joined(self, src: str) -> str:
+        if self._origin is not None:
+            if src.startswith(("http://", "https://")):
+                if _ABSOLUTE.fullmatch(src):
+                    return src
+            elif src.startswith("//"):
+                if _PROTOCOL_RELATIVE.fullmatch(src):
+                    return f"{self._scheme}:{src}"
+            elif src.startswith("/"):
+                if _ROOT_RELATIVE.fullmatch(src):
+                    return self._origin + src
+            elif _PATH_RELATIVE.fullmatch(src):
+                return self._origin + self._directory + src
+        return urljoin(self.base, src).split("#", 1)[0]
+
+    def resolve(self, src: str) -> tuple[str | None, str | None]:
+        """(absolute url without fragment, None), or (None, reason) for a src that cannot be fetched."""
+        src = _URL_NOISE.sub("", src.strip())
+        scheme = _SCHEME.match(src)
+        if scheme:
+            name = scheme.group(1).lower()
+            if name == "data":
+                return None, "data_uri"
+            if name not in FETCHABLE_SCHEMES:
+                return None, "unsupported_scheme"
+        url = self._joined(src)
+        scheme = _SCHEME.match(url)
+        if not scheme or scheme.group(1).lower() not in FETCHABLE_SCHEMES or not _has_host(url, scheme.end()):
+            return None, "relative_unresolvable"
+        if len(url) > self.limits.max_url_chars:
+            return None, "url_too_long"
+        return url, None
+
+
+def _has_host(url: str, after_scheme: int) -> bool:
+    """Whether `scheme://` is followed by a host, as urlsplit would find a netloc."""
+    return url.startswith("//", after_scheme) and len(url) > after_scheme + 2 and url[after_scheme + 2] not in "/?#"
 
 
 def clean_caption(text: str | None, limits: LinkLimits = LinkLimits()) -> tuple[str | None, str | None]:

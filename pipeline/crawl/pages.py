@@ -7,9 +7,9 @@ rest of extraction does not care which file type it read. Problems with a page a
 from __future__ import annotations
 
 import codecs
-import json
 from dataclasses import dataclass, field
 
+import orjson
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from resiliparse.parse.html import HTMLTree
 
@@ -78,10 +78,13 @@ def _dig(record: dict, *keys: str):
 
 def page_from_wat(payload: bytes) -> Page | None:
     """The page a WAT metadata record describes; None for records about anything but an HTML response (requests,
-    warcinfo, non-HTML responses), which carry no links."""
+    warcinfo, non-HTML responses), which carry no links. Those are most records of a WAT file, and the key's
+    absence tells them apart without parsing their JSON."""
+    if b'"HTML-Metadata"' not in payload:
+        return None
     try:
-        record = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        record = orjson.loads(payload)  # about twice as fast as json on WAT records, the same values
+    except orjson.JSONDecodeError as error:
         raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None
     html = _dig(record, "Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
     if not isinstance(html, dict):

@@ -117,6 +117,10 @@ def run_extract_crawl(spark: SparkSession, files: list[str], out: Path, config: 
         earlier = read_manifest(out)
         if earlier is None or not (out / LINKS).is_dir():
             raise UserInputError(f"{out}: no finished extraction to retry (run without --retry-failed first)")
+        same_files = set(earlier["inputs"]["files"]) == set(_identity(files))
+        if earlier["config"]["extract"] != asdict(config.extract) or not same_files:
+            raise UserInputError(f"{out}: the earlier extraction read other files or with other settings; "
+                                 f"rerun without --retry-failed")
         rereading = [failed["file"] for failed in earlier["failed_files"]]
         if not rereading:
             return {**earlier, "skipped": True}
@@ -142,13 +146,15 @@ def run_extract_crawl(spark: SparkSession, files: list[str], out: Path, config: 
         records: Counter = Counter()
         for report in reports:
             records.update(report["records"])
-        languages = Counter(pq.read_table(out_dir, columns=["language"]).column("language").to_pylist())
+        languages = pc.value_counts(pq.read_table(out_dir, columns=["language"]).column("language")).to_pylist()
+        top_languages = sorted(languages, key=lambda entry: -entry["counts"])[:20]
         extra = {"files": dict(Counter(report["outcome"] for report in reports)), "files_read": len(rereading),
                  "failed_files": [{"file": report["source_file"], "error": report["error"]}
                                   for report in reports if report["error"]],
                  "stopped_files": [{"file": report["source_file"], "why": report["stopped"]}
                                    for report in reports if report["stopped"]],
-                 "records": dict(sorted(records.items())), "languages": dict(languages.most_common(20))}
+                 "records": dict(sorted(records.items())),
+                 "languages": {entry["values"]: entry["counts"] for entry in top_languages}}
         return StageResult(sum(report["links"] for report in reports), kept, rejected, extra)
 
     return run_stage(out.parent, out.name, asdict(config), {"files": _identity(files)}, body,

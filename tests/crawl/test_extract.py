@@ -50,10 +50,10 @@ def test_the_real_common_crawl_page_gives_every_image_with_alt_text():
     assert report.outcome == "read" and report.records["page"] == 1
 
 
-def test_the_real_wat_file_parses_and_its_request_metadata_is_no_page():
+def test_the_real_wat_file_parses_and_its_request_metadata_is_not_html():
     links, rejects, report = read_all(CRAWL / "whirlwind.warc.wat.gz")
     assert links.num_rows == rejects.num_rows == 0
-    assert report.outcome == "read" and report.records == {"no_page": 1}
+    assert report.outcome == "read" and report.records == {"not_html": 1}
 
 
 @pytest.mark.parametrize("name, outcome", [
@@ -120,12 +120,13 @@ def test_base_href_and_entities_resolve_the_same_in_html_and_wat(tmp_path):
 def test_a_wat_record_that_is_not_json_is_counted_and_the_rest_is_read(tmp_path, captions):
     _, wat = write_pages(tmp_path, pages_from_captions(captions[:30]))
     members = gzip.decompress(wat.read_bytes()).split(b"WARC/1.1\r\n")[1:]
-    broken = members[1].replace(b'{"Container"', b'{"Container!', 1)  # same length: only the JSON breaks
+    pages = len(members) // 2  # each page: its request's metadata, then its response's
+    broken = members[3].replace(b'{"Container"', b'{"Container!', 1)  # same length: only the JSON breaks
     spoiled = tmp_path / "spoiled.warc.wat.gz"
     spoiled.write_bytes(b"".join(gzip.compress(b"WARC/1.1\r\n" + member)
-                                 for member in [members[0], broken, *members[2:]]))
+                                 for member in [*members[:3], broken, *members[4:]]))
     links, _, report = read_all(spoiled)
-    assert report.records["invalid_json"] == 1 and report.records["page"] == len(members) - 1
+    assert report.records == {"invalid_json": 1, "page": pages - 1, "not_html": pages}
     assert report.outcome == "read" and links.num_rows > 0
 
 
@@ -144,9 +145,9 @@ def test_a_page_in_a_charset_it_does_not_declare_is_decoded_and_counted(tmp_path
     assert report.records["charset_mismatch"] == 1
 
 
-def test_a_response_that_is_not_html_is_no_page(tmp_path):
+def test_a_response_that_is_not_html_is_counted(tmp_path):
     _, _, report = read_all(html_record(tmp_path / "image.warc.gz", b"\x89PNG\r\n", "image/png"))
-    assert report.records == {"no_page": 1}
+    assert report.records == {"not_html": 1}
 
 
 def test_format_chooses_the_records_read(tmp_path, captions):
@@ -160,3 +161,9 @@ def test_titles_are_kept_when_asked(tmp_path):
     path = html_record(tmp_path / "t.warc.gz", b'<img src="/a.jpg" alt="a dog" title="Rex at the beach">')
     assert read_all(path)[0].column("title").to_pylist() == [None]
     assert read_all(path, ExtractConfig(titles=True))[0].column("title").to_pylist() == ["Rex at the beach"]
+
+
+def test_language_identification_can_be_left_out(tmp_path):
+    path = html_record(tmp_path / "l.warc.gz", b'<img src="/a.jpg" alt="ein Hund rennt im Park">')
+    assert read_all(path)[0].column("language").to_pylist() == ["de"]
+    assert read_all(path, ExtractConfig(language_id=False))[0].column("language").to_pylist() == [None]

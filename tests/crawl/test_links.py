@@ -1,10 +1,11 @@
 """Link urls resolve as the URL standard says (urljoin with the page's <base href>); unusable ones get reasons."""
 
+import random
 from urllib.parse import urljoin
 
 import pytest
 
-from pipeline.crawl.links import LinkLimits, clean_caption, page_base, resolve_url
+from pipeline.crawl.links import LinkLimits, PageUrls, clean_caption
 
 PAGE = "https://a.example/dir/page.html"
 
@@ -28,13 +29,38 @@ RESOLVED = [  # (page, <base href>, src, expected url)
 ]
 
 
+def by_urljoin(page: str, base_href: str | None, src: str) -> str:
+    """The reference: the standard library's urljoin, against the base resolved against the page."""
+    base = urljoin(page, base_href.strip()) if base_href and base_href.strip() else page
+    return urljoin(base, src.strip().replace("\t", "").replace("\n", "").replace("\r", "")).split("#", 1)[0]
+
+
 @pytest.mark.parametrize("page, base_href, src, expected", RESOLVED)
 def test_urls_resolve_as_urljoin_does(page, base_href, src, expected):
-    url, reason = resolve_url(src, page_base(page, base_href))
-    assert reason is None
-    assert url == expected
-    if "\n" not in src and "#" not in src:  # the reference: the standard library's urljoin
-        assert url == urljoin(urljoin(page, base_href) if base_href else page, src.strip())
+    assert PageUrls(page, base_href).resolve(src) == (expected, None)
+    assert by_urljoin(page, base_href, src) == expected
+
+
+PAGES = ["https://a.example/dir/page.html", "https://a.example", "https://a.example/", "http://a.example/d/",
+         "https://a.example/a/./b/page", "https://a.example/a//b/page", "https://a.example/x;p=1/y?q#f",
+         "https://user@a.example:8443/dir/sub/index.php?id=3", "HTTPS://A.example/Dir/", "https://a.example/..",
+         "https://a.example/dir/?", "https://a.example/dir/page.html#top", "file:///home/page.html"]
+PIECES = ["a", "b.jpg", ".", "..", "", "x;y", "%E5%9B%BE", "größe", "?q=1", "?", "#f", "c:d", "HTTP:", "//",
+          "https:", "http://h.example", "//cdn.example", "/", "...", ".x", "x.", "a b", "?q?r", "a@b"]
+
+
+def test_resolution_matches_urljoin_on_thousands_of_generated_links():
+    draw = random.Random(0)
+    checked = 0
+    for _ in range(20_000):
+        page = draw.choice(PAGES)
+        base_href = draw.choice([None, None, "/static/", "https://cdn.example/assets", "../up/", "sub/"])
+        src = "".join(draw.choice(PIECES) + draw.choice(["/", "", "/"]) for _ in range(draw.randint(1, 4)))
+        url, reason = PageUrls(page, base_href).resolve(src)
+        if reason is None:
+            assert url == by_urljoin(page, base_href, src), (page, base_href, src)
+            checked += 1
+    assert checked > 10_000
 
 
 @pytest.mark.parametrize("page, src, reason", [
@@ -46,10 +72,11 @@ def test_urls_resolve_as_urljoin_does(page, base_href, src, expected):
     ("file:///home/page.html", "x.jpg", "relative_unresolvable"),
     ("metadata://gnu.org/software/wget/warc/MANIFEST.txt", "/x.jpg", "relative_unresolvable"),
     ("", "x.jpg", "relative_unresolvable"),
+    (PAGE, "http:x.jpg", "relative_unresolvable"),  # another scheme, no host: urljoin leaves it relative
     (PAGE, "https://a.example/" + "x" * 3000 + ".jpg", "url_too_long"),
 ])
 def test_unusable_links_get_their_reason(page, src, reason):
-    assert resolve_url(src, page_base(page, None)) == (None, reason)
+    assert PageUrls(page).resolve(src) == (None, reason)
 
 
 def test_captions_are_whitespace_normalised_and_bounded():

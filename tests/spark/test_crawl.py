@@ -13,6 +13,7 @@ from pipeline.crawl.extract import ExtractConfig
 from pipeline.crawl.files import crawl_files
 from pipeline.crawl.output import FILES, LINKS, file_reports
 from pipeline.crawl.synthetic import pages_from_captions, write_crawl
+from pipeline.errors import UserInputError
 from pipeline.run.directory import HOLD_PIPE, HOLD_STAGE, MANIFEST, REJECTS
 from pipeline.spark.crawl import CrawlConfig, run_extract_crawl
 from pipeline.spark.curate import TextCurationConfig, curate_text
@@ -100,6 +101,9 @@ def test_retry_failed_reads_only_the_failed_files_and_gives_the_clean_pool(tmp_p
     assert pool(out).equals(pool(tmp_path / "clean"))
     assert retried["rejected"] == clean["rejected"] and retried["rows_in"] == clean["rows_in"]
     assert run_extract_crawl(spark, crawl_files([str(folder)]), out, CrawlConfig())["skipped"]
+    with pytest.raises(UserInputError, match="other settings"):  # links read otherwise cannot be mixed in
+        run_extract_crawl(spark, crawl_files([str(folder)]), out, CrawlConfig(ExtractConfig(titles=True)),
+                          retry_failed=True)
 
 
 def test_curate_text_reads_the_pool_as_it_is(tmp_path, spark, extracted):
@@ -108,6 +112,11 @@ def test_curate_text_reads_the_pool_as_it_is(tmp_path, spark, extracted):
                                 balance=BalanceConfig(t=5))
     ingest = curate_text(spark, config)["ingest"]
     assert ingest["rows_in"] == ingest["rows_out"] == manifest["rows_out"]  # _links and _rejects are not read
+    languages = dict(zip(pool(out).column("uid").to_pylist(), pool(out).column("language").to_pylist()))
+    for stage in ("matches", "selection"):  # the pool's language rides along
+        rows = pq.read_table(tmp_path / "run" / stage, columns=["uid", "language"])
+        assert rows.num_rows > 0
+        assert rows.column("language").to_pylist() == [languages[uid] for uid in rows.column("uid").to_pylist()]
 
 
 def test_the_job_names_bad_files_and_a_killed_run_leaves_nothing_complete(tmp_path, spark, crawl, extracted):
