@@ -100,6 +100,12 @@ def t_grid(class_rows: dict[str, int], count: int) -> list[float]:
     return [float(round(value)) for value in np.geomspace(low, high, count)]
 
 
+def _listed(scores: dict) -> str:
+    """`value score` pairs (-1: too few samples to train), as the sweep's choice is explained."""
+    return ", ".join(f"{'none' if value is None else f'{value:g}'} "
+                     f"{'skipped' if score < 0 else f'{score:.3f}'}" for value, score in scores.items())
+
+
 class Study:
     """Trains and evaluates runs of one prepared RUN; every run and evaluation is kept on disk and reused."""
 
@@ -179,9 +185,8 @@ class Study:
         eps = max(by_eps, key=lambda value: (by_eps[value], -1 if value is None else value))
         return {"runs": runs, "t_values": t_values, "eps_values": [*eps_grid, None],
                 "chosen": {"t": t, "eps": eps,
-                           "why": f"highest validation top-1 over t in {t_values} (eps {first_eps}), "
-                                  f"then over eps in {[*eps_grid, None]} at t = {t:g}: "
-                                  f"{by_t[t]:.3f} at t, {by_eps[eps]:.3f} at eps"}}
+                           "why": f"validation top-1 by t at eps {first_eps}: {_listed(by_t)}; by eps at t = "
+                                  f"{t:g}: {_listed(by_eps)}; the highest chosen"}}
 
     def arms(self, plan: StudyPlan, chosen: dict, images: Path) -> list[dict]:
         runs = []
