@@ -11,13 +11,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.crawl.files import open_stream
 from pipeline.crawl.langid import identify_all
-from pipeline.crawl.links import LinkLimits, PageUrls, clean_caption
-from pipeline.crawl.pages import Page, PageError, page_from_html, page_from_wat
+from pipeline.crawl.links import ImageLink, LinkLimits, finish_links, page_base
+from pipeline.crawl.pages import Page, PageError, may_describe_page, page_from_html, page_from_wat
 from pipeline.hashing import content_uid
 from pipeline.run.directory import REJECT_SCHEMA
 
@@ -86,7 +88,7 @@ def _page(record) -> Page | None:
     if len(payload) < record.content_length:
         raise PageError("truncated_record", f"record holds {len(payload)} of its {record.content_length} bytes")
     if record.record_type == WarcRecordType.metadata:
-        if _mime(record.headers.get("Content-Type")) != "application/json":
+        if not may_describe_page(payload) or _mime(record.headers.get("Content-Type")) != "application/json":
             return None
         return page_from_wat(payload)
     mime = _mime(record.http_content_type if record.is_http else record.headers.get("Content-Type"))
@@ -95,9 +97,56 @@ def _page(record) -> Page | None:
     return page_from_html(payload, record.http_charset if record.is_http else None)
 
 
-def _append(columns: dict[str, list], **values) -> None:
-    for name, value in values.items():
-        columns[name].append(value)
+@dataclass
+class _PageBatch:
+    """Pages read since the last batch was handed on: per page its url, base and offset, and all their links."""
+
+    urls: list[str] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    link_counts: list[int] = field(default_factory=list)
+    links: list[ImageLink] = field(default_factory=list)
+
+    def add(self, page: Page, page_url: str, offset: int) -> None:
+        self.urls.append(page_url)
+        self.bases.append(page_base(page_url, page.base_href))
+        self.offsets.append(offset)
+        self.link_counts.append(len(page.images))
+        self.links.extend(page.images)
+
+    def tables(self, location: str, config: ExtractConfig) -> tuple[pa.Table, pa.Table]:
+        """(link rows, rejected links), every link of the batch in one or the other."""
+        counts = np.array(self.link_counts, dtype=np.int64)
+        page_of_link = pa.array(np.repeat(np.arange(len(counts)), counts))
+        link_index = pa.array(np.arange(len(page_of_link)) - np.repeat(np.cumsum(counts) - counts, counts), pa.int32())
+        srcs = pa.array([link.src for link in self.links], pa.string())
+        finished = finish_links(srcs, pa.array([link.alt for link in self.links], pa.string()), page_of_link,
+                                pa.array(self.bases, pa.string()), config.limits)
+        page_urls, offsets = pa.array(self.urls, pa.string()), pa.array(self.offsets, pa.int64())
+        kept = pc.is_null(finished.reason)
+        kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(pc.invert(kept))
+        urls, captions = finished.url.filter(kept).to_pylist(), finished.caption.filter(kept).to_pylist()
+        languages, scores = identify_all(captions) if config.language_id else (None, None)
+        titles = pa.array([link.title for link in self.links], pa.string()).filter(kept) if config.titles else None
+        links = pa.table({
+            "uid": [content_uid(url.encode(), caption.encode()) for url, caption in zip(urls, captions)],
+            "url": urls, "caption": captions, "title": _or_nulls(titles, len(urls)),
+            "page_url": page_urls.take(kept_pages), "source_file": [location] * len(urls),
+            "record_offset": offsets.take(kept_pages), "link_index": link_index.filter(kept),
+            "language": _or_nulls(languages, len(urls)), "language_score": _or_nulls(scores, len(urls), pa.float32()),
+        }, schema=LINK_SCHEMA)
+        rejects = pa.table({
+            "uid": pa.nulls(len(rejected_pages), pa.string()), "reason": finished.reason.drop_null(),
+            "detail": pc.binary_join_element_wise(page_urls.take(rejected_pages),
+                                                  pc.cast(link_index.filter(pc.invert(kept)), pa.string()), " img "),
+            "source_file": [location] * len(rejected_pages), "source_row": offsets.take(rejected_pages),
+            "preview": pc.utf8_slice_codeunits(srcs.filter(pc.invert(kept)), 0, 200),
+        }, schema=REJECT_SCHEMA)
+        return links, rejects
+
+
+def _or_nulls(values, length: int, kind: pa.DataType | None = None):
+    return pa.nulls(length, kind or pa.string()) if values is None else values
 
 
 class FileExtraction:
@@ -106,8 +155,7 @@ class FileExtraction:
     def __init__(self, location: str, config: ExtractConfig = ExtractConfig()):
         self.location, self.config = location, config
         self.report = FileReport(location)
-        self._links: dict[str, list] = {name: [] for name in LINK_SCHEMA.names}
-        self._rejects: dict[str, list] = {name: [] for name in REJECT_SCHEMA.names}
+        self._pages = _PageBatch()
 
     def batches(self) -> Iterator[tuple[pa.Table, pa.Table]]:
         report, offset = self.report, None
@@ -130,8 +178,9 @@ class FileExtraction:
                     report.records["page"] += 1
                     if page.note:
                         report.records[page.note] += 1
-                    self._add_page(page, _target_uri(record), offset)
-                    if len(self._links["uid"]) + len(self._rejects["reason"]) >= BATCH_LINKS:
+                    self._pages.add(page, _target_uri(record), offset)
+                    report.links += len(page.images)
+                    if len(self._pages.links) >= BATCH_LINKS:
                         yield self._flush()
         except OSError as error:
             if offset is None:
@@ -140,31 +189,6 @@ class FileExtraction:
                 report.stopped = f"after the record at offset {offset}: {error}"
         yield self._flush()
 
-    def _add_page(self, page: Page, page_url: str, offset: int) -> None:
-        limits, source, links, rejects = self.config.limits, self.location, self._links, self._rejects
-        urls = PageUrls(page_url, page.base_href, limits)
-        self.report.links += len(page.images)
-        for index, image in enumerate(page.images):
-            caption, reason = clean_caption(image.alt, limits)
-            url = None
-            if reason is None:
-                url, reason = urls.resolve(image.src)
-            if reason is not None:
-                _append(rejects, uid=None, reason=reason, detail=f"{page_url} img {index}", source_file=source,
-                        source_row=offset, preview=image.src[:200])
-                continue
-            _append(links, uid=content_uid(url.encode(), caption.encode()), url=url, caption=caption,
-                    title=image.title if self.config.titles else None, page_url=page_url, source_file=source,
-                    record_offset=offset, link_index=index)
-
     def _flush(self) -> tuple[pa.Table, pa.Table]:
-        links = self._links
-        if self.config.language_id:
-            links["language"], links["language_score"] = identify_all(links["caption"])
-        else:
-            links["language"] = links["language_score"] = [None] * len(links["caption"])
-        tables = pa.table(links, schema=LINK_SCHEMA), pa.table(self._rejects, schema=REJECT_SCHEMA)
-        for columns in (self._links, self._rejects):
-            for values in columns.values():
-                values.clear()
-        return tables
+        batch, self._pages = self._pages, _PageBatch()
+        return batch.tables(self.location, self.config)

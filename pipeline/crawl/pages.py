@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-import orjson
+import msgspec
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from resiliparse.parse.html import HTMLTree
 
@@ -70,29 +70,81 @@ def page_from_html(body: bytes, declared_charset: str | None) -> Page:
     return Page(base.getattr("href") if base is not None else None, images, note)
 
 
-def _dig(record: dict, *keys: str):
+class WatLink(ImageLink):
+    """One of the links WAT lists for a page; `path` says which tag and attribute it came from."""
+
+    path: str = ""
+
+
+# The one branch of a WAT record that holds a page's links, as types: decoding into them checks the whole record's
+# JSON syntax but builds objects only for this branch, about half the work of decoding everything.
+class _Head(msgspec.Struct):
+    Base: str | None = None
+
+
+class _HtmlMetadata(msgspec.Struct):
+    Head: _Head | None = None
+    Links: list[WatLink] | None = None
+
+
+class _ResponseMetadata(msgspec.Struct):
+    html: _HtmlMetadata | None = msgspec.field(default=None, name="HTML-Metadata")
+
+
+class _PayloadMetadata(msgspec.Struct):
+    response: _ResponseMetadata | None = msgspec.field(default=None, name="HTTP-Response-Metadata")
+
+
+class _Envelope(msgspec.Struct):
+    payload: _PayloadMetadata | None = msgspec.field(default=None, name="Payload-Metadata")
+
+
+class _WatRecord(msgspec.Struct):
+    Envelope: _Envelope | None = None
+
+
+_WAT_RECORD = msgspec.json.Decoder(_WatRecord)
+
+
+def may_describe_page(payload: bytes) -> bool:
+    """False for WAT records about anything but an HTML response (requests, warcinfo, non-HTML responses), which
+    carry no links. Those are most records of a WAT file, and a missing key tells them apart without parsing."""
+    return b'"HTML-Metadata"' in payload
+
+
+def page_from_wat(payload: bytes) -> Page | None:
+    """The page a WAT metadata record describes; None for a record about no HTML page."""
+    try:
+        record = _WAT_RECORD.decode(payload)
+    except msgspec.ValidationError:  # valid JSON of unexpected shape in the links' branch: read it loosely
+        return _page_from_odd_wat(msgspec.json.decode(payload))
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None
+    html = record.Envelope and record.Envelope.payload and record.Envelope.payload.response and \
+        record.Envelope.payload.response.html
+    if html is None:
+        return None
+    images = [link for link in html.Links or () if link.path == WAT_IMAGE_PATH]
+    return Page(html.Head.Base if html.Head else None, images)
+
+
+def _dig(record, *keys: str):
     for key in keys:
         record = record.get(key) if isinstance(record, dict) else None
     return record
 
 
-def page_from_wat(payload: bytes) -> Page | None:
-    """The page a WAT metadata record describes; None for records about anything but an HTML response (requests,
-    warcinfo, non-HTML responses), which carry no links. Those are most records of a WAT file, and the key's
-    absence tells them apart without parsing their JSON."""
-    if b'"HTML-Metadata"' not in payload:
-        return None
-    try:
-        record = orjson.loads(payload)  # about twice as fast as json on WAT records, the same values
-    except orjson.JSONDecodeError as error:
-        raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None
+def _page_from_odd_wat(record) -> Page | None:
+    """What the typed reading gives, from a record with odd types where the links are: those are skipped (a link
+    that is not an object, an alt that is not text), numbers as urls are kept as text."""
     html = _dig(record, "Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
     if not isinstance(html, dict):
         return None
-    links = html.get("Links") or []
+    links = html.get("Links")
     base = _dig(html, "Head", "Base")
     images = [ImageLink(str(link.get("url") or ""), _text(link.get("alt")), _text(link.get("title")))
-              for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH]
+              for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH] \
+        if isinstance(links, list) else []
     return Page(base if isinstance(base, str) else None, images)
 
 

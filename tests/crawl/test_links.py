@@ -3,9 +3,10 @@
 import random
 from urllib.parse import urljoin
 
+import pyarrow as pa
 import pytest
 
-from pipeline.crawl.links import LinkLimits, PageUrls, clean_caption
+from pipeline.crawl.links import WHITESPACE, LinkLimits, finish_links, page_base
 
 PAGE = "https://a.example/dir/page.html"
 
@@ -29,6 +30,15 @@ RESOLVED = [  # (page, <base href>, src, expected url)
 ]
 
 
+def resolved(links: list[tuple[str, str | None, str]]) -> list[tuple[str | None, str | None]]:
+    """(url, reason) of each (page, <base href>, src), finished as one batch as extraction does."""
+    bases = [page_base(page, base_href) for page, base_href, _ in links]
+    finished = finish_links(pa.array([src for _, _, src in links], pa.string()),
+                            pa.array(["alt"] * len(links)), pa.array(range(len(links))),
+                            pa.array(bases, pa.string()))
+    return list(zip(finished.url.to_pylist(), finished.reason.to_pylist()))
+
+
 def by_urljoin(page: str, base_href: str | None, src: str) -> str:
     """The reference: the standard library's urljoin, against the base resolved against the page."""
     base = urljoin(page, base_href.strip()) if base_href and base_href.strip() else page
@@ -37,7 +47,7 @@ def by_urljoin(page: str, base_href: str | None, src: str) -> str:
 
 @pytest.mark.parametrize("page, base_href, src, expected", RESOLVED)
 def test_urls_resolve_as_urljoin_does(page, base_href, src, expected):
-    assert PageUrls(page, base_href).resolve(src) == (expected, None)
+    assert resolved([(page, base_href, src)]) == [(expected, None)]
     assert by_urljoin(page, base_href, src) == expected
 
 
@@ -51,12 +61,14 @@ PIECES = ["a", "b.jpg", ".", "..", "", "x;y", "%E5%9B%BE", "größe", "?q=1", "?
 
 def test_resolution_matches_urljoin_on_thousands_of_generated_links():
     draw = random.Random(0)
-    checked = 0
+    links = []
     for _ in range(20_000):
         page = draw.choice(PAGES)
         base_href = draw.choice([None, None, "/static/", "https://cdn.example/assets", "../up/", "sub/"])
         src = "".join(draw.choice(PIECES) + draw.choice(["/", "", "/"]) for _ in range(draw.randint(1, 4)))
-        url, reason = PageUrls(page, base_href).resolve(src)
+        links.append((page, base_href, src))
+    checked = 0
+    for (page, base_href, src), (url, reason) in zip(links, resolved(links)):
         if reason is None:
             assert url == by_urljoin(page, base_href, src), (page, base_href, src)
             checked += 1
@@ -76,11 +88,20 @@ def test_resolution_matches_urljoin_on_thousands_of_generated_links():
     (PAGE, "https://a.example/" + "x" * 3000 + ".jpg", "url_too_long"),
 ])
 def test_unusable_links_get_their_reason(page, src, reason):
-    assert PageUrls(page).resolve(src) == (None, reason)
+    assert resolved([(page, None, src)]) == [(None, reason)]
+
+
+def captions(alts: list[str | None], limits: LinkLimits = LinkLimits()) -> list[tuple[str | None, str | None]]:
+    finished = finish_links(pa.array(["x.jpg"] * len(alts)), pa.array(alts, pa.string()), pa.array([0] * len(alts)),
+                            pa.array([PAGE]), limits)
+    return list(zip(finished.caption.to_pylist(), finished.reason.to_pylist()))
 
 
 def test_captions_are_whitespace_normalised_and_bounded():
-    assert clean_caption("  a\n\tcat   on\u00a0a mat ") == ("a cat on a mat", None)
-    assert clean_caption(None) == (None, "empty_alt")
-    assert clean_caption(" \n ") == (None, "empty_alt")
-    assert clean_caption("x" * 11, LinkLimits(max_caption_chars=10)) == (None, "caption_too_long")
+    assert captions(["  a\n\tcat   on\u00a0a mat \u3000", None, " \n ", "x" * 21],
+                    LinkLimits(max_caption_chars=20)) == [
+        ("a cat on a mat", None), (None, "empty_alt"), (None, "empty_alt"), (None, "caption_too_long")]
+
+
+def test_the_whitespace_set_is_what_python_calls_whitespace():
+    assert set(WHITESPACE) == {chr(code) for code in range(0x110000) if chr(code).isspace()}

@@ -1,0 +1,47 @@
+"""A WAT record's links are read in one typed pass; records of odd shape are read loosely, broken ones rejected."""
+
+import json
+
+import pytest
+
+from pipeline.crawl.links import ImageLink
+from pipeline.crawl.pages import PageError, page_from_wat
+
+
+def wat_record(html_metadata) -> bytes:
+    response = {"Headers": {"Content-Type": "text/html"}, "HTML-Metadata": html_metadata}
+    return json.dumps({"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": response}}}).encode()
+
+
+def test_image_links_and_the_base_come_out_of_a_common_crawl_shaped_record():
+    page = page_from_wat(wat_record({"Head": {"Base": "/static/", "Title": "t"}, "Links": [
+        {"path": "A@/href", "url": "/about", "text": "About"},
+        {"path": "IMG@/src", "url": "a.jpg", "alt": "a dog", "extra": {"nested": [1, 2]}},
+        {"path": "IMG@/src", "url": "b.jpg"}]}))
+    assert page.base_href == "/static/"
+    assert [(image.src, image.alt, image.title) for image in page.images] == [("a.jpg", "a dog", None),
+                                                                          ("b.jpg", None, None)]
+
+
+def test_a_record_with_odd_types_where_the_links_are_is_read_loosely():
+    page = page_from_wat(wat_record({"Head": {"Base": 7}, "Links": [
+        "not a link", {"path": "IMG@/src", "url": 12, "alt": ["x"]},
+        {"path": "IMG@/src", "url": "c.jpg", "alt": "a cat"}]}))
+    assert page.base_href is None
+    assert page.images == [ImageLink("12", None, None), ImageLink("c.jpg", "a cat", None)]
+
+
+@pytest.mark.parametrize("html_metadata", [None, "text", [1, 2]])
+def test_metadata_that_is_no_object_describes_no_page(html_metadata):
+    assert page_from_wat(wat_record(html_metadata)) is None
+
+
+@pytest.mark.parametrize("payload", [
+    wat_record({"Links": []})[:-3],  # cut short
+    wat_record({"Links": [{"path": "IMG@/src", "url": "PLACE"}]}).replace(b"PLACE", b"\xff\xfe"),  # not UTF-8
+    b'{"Envelope": {"a": [1, 2}, "HTML-Metadata": {}}',  # broken where nothing is read
+])
+def test_records_whose_json_does_not_parse_get_the_reason(payload):
+    with pytest.raises(PageError) as raised:
+        page_from_wat(payload)
+    assert raised.value.reason == "invalid_json"
