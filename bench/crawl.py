@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from fastwarc.warc import ArchiveIterator
 
 from pipeline.crawl.extract import ExtractConfig, FileExtraction
-from pipeline.crawl.langid import identify_all
+from pipeline.text.langid import identify_all
 from pipeline.crawl.synthetic import pages_from_captions, write_crawl
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,4 +3,4 @@
 from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    options.job_main(__doc__, [options.add_metadata_options, options.add_balance_options], commands.balance_command)
+    options.job_main(__doc__, [options.add_balance_options], commands.balance_command)

@@ -38,7 +38,7 @@ from pipeline.spark.session import get_spark
 from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
 from pipeline.text.balancing import BalanceConfig
-from pipeline.vocab.entries import entries_fingerprint, load_entries
+from pipeline.text.vocabulary import load_vocabulary
 
 
 def _print_summary(run_dir: str, stage: str, manifest: dict) -> None:
@@ -75,22 +75,20 @@ def ingest_command(args: argparse.Namespace) -> None:
 
 
 def match_command(args: argparse.Namespace) -> None:
-    entries = load_entries(args.metadata)
+    vocabulary = load_vocabulary(args.metadata, args.worldwide)
     spark = get_spark("metacurate-match", args.master)
-    manifest = run_match(spark, Path(args.out), entries, entries_fingerprint(entries), args.mode, force=args.force)
+    manifest = run_match(spark, Path(args.out), vocabulary, args.mode, force=args.force)
     _print_summary(args.out, "match", manifest)
 
 
 def count_command(args: argparse.Namespace) -> None:
-    entries = load_entries(args.metadata)
-    manifest = run_count(Path(args.out), entries, force=args.force)
+    manifest = run_count(Path(args.out), load_vocabulary(args.metadata, args.worldwide), force=args.force)
     _print_summary(args.out, "count", manifest)
 
 
 def balance_command(args: argparse.Namespace) -> None:
-    entries = load_entries(args.metadata)
     spark = get_spark("metacurate-balance", args.master)
-    manifest = run_balance(spark, Path(args.out), entries, configs.balance_config(args), force=args.force)
+    manifest = run_balance(spark, Path(args.out), configs.balance_config(args), force=args.force)
     _print_summary(args.out, "balance", manifest)
 
 

@@ -4,6 +4,7 @@ refused with the option's name."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from pipeline.crawl.extract import ExtractConfig
@@ -34,26 +35,46 @@ def crawl_config(args: argparse.Namespace) -> CrawlConfig:
 
 
 def ingest_config(args: argparse.Namespace) -> IngestConfig:
-    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup, drop_pii=args.drop_pii)
+    identify = args.identify_language or getattr(args, "worldwide", None) is not None
+    return IngestConfig(max_caption_bytes=args.max_caption_bytes, dedup_key=args.dedup, drop_pii=args.drop_pii,
+                        identify_language=identify)
+
+
+def _t_per_language(path: str | None) -> tuple[tuple[str, float], ...]:
+    if path is None:
+        return ()
+    try:
+        given = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserInputError(f"{path}: --t-per-language needs a JSON object of language -> t ({error})") from None
+    if not isinstance(given, dict):
+        raise UserInputError(f"{path}: --t-per-language needs a JSON object of language -> t")
+    for language, t in given.items():
+        if language == "en":
+            raise UserInputError(f"{path}: English's t is --t, not an entry of --t-per-language")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise UserInputError(f"{path}: the t of {language!r} must be a positive number, not {t!r}")
+    return tuple(sorted((language, float(t)) for language, t in given.items()))
 
 
 def balance_config(args: argparse.Namespace) -> BalanceConfig:
+    per_language = _t_per_language(args.t_per_language)
     if args.target_size is not None:
         if args.target_size <= 0:
             raise UserInputError("--target-size must be positive")
-        return BalanceConfig(t=None, target_size=args.target_size, seed=args.seed)
+        return BalanceConfig(t=None, target_size=args.target_size, seed=args.seed, t_per_language=per_language)
     if args.t is None:
-        return BalanceConfig(seed=args.seed)
+        return BalanceConfig(seed=args.seed, t_per_language=per_language)
     if args.t <= 0:
         raise UserInputError("--t must be positive")
-    return BalanceConfig(t=args.t, seed=args.seed)
+    return BalanceConfig(t=args.t, seed=args.seed, t_per_language=per_language)
 
 
 def text_curation_config(args: argparse.Namespace) -> TextCurationConfig:
     return TextCurationConfig(
         pool=args.pool, metadata=args.metadata, out=args.out, mode=args.mode, balance=balance_config(args),
         ingest=ingest_config(args), url_col=args.url_col, caption_col=args.caption_col, uid_col=args.uid_col,
-        force=args.force)
+        worldwide=args.worldwide, force=args.force)
 
 
 def bigram_thresholds(args: argparse.Namespace) -> BigramThresholds:

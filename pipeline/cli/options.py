@@ -26,6 +26,7 @@ from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import DEDUP_COLUMNS, IngestConfig
 from pipeline.text.matching import DEFAULT_MODE, MODES
 from pipeline.text.pool import SAMPLE_POOL
+from pipeline.text.vocabulary import WORLDWIDE_METADATA
 from pipeline.vocab.bigrams import BigramThresholds
 from pipeline.vocab.entries import SHIPPED_VOCABULARY
 
@@ -41,6 +42,8 @@ def add_pool_options(parser: argparse.ArgumentParser) -> None:
                         help=f"longer captions are rejected (default {ingest.max_caption_bytes})")
     parser.add_argument("--dedup", choices=(*DEDUP_COLUMNS, "none"), default=ingest.dedup_key,
                         help=f"exact duplicates to drop at ingest (default: {ingest.dedup_key})")
+    parser.add_argument("--identify-language", action="store_true",
+                        help="give each caption a language column (fastText lid.176) when the pool has none")
     parser.add_argument("--drop-pii", action="store_true",
                         help="reject captions holding an e-mail address or a phone number (reason pii); "
                              "without it they are kept and counted in the manifest")
@@ -51,6 +54,11 @@ def add_metadata_options(parser: argparse.ArgumentParser) -> None:
                         help="vocabulary: JSON list or one entry per line, optionally .gz")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                         help="matching semantics (metaclip = MetaCLIP v1 exactly)")
+    parser.add_argument("--worldwide", nargs="?", const=str(WORLDWIDE_METADATA), metavar="DIR",
+                        help="MetaCLIP 2: match each caption against its language's vocabulary (DIR/<language>.txt.gz, "
+                             f"default {WORLDWIDE_METADATA.relative_to(REPO)}; English's is --metadata) and balance "
+                             "each language with its own t; captions get their language identified when the pool "
+                             "has none")
 
 
 def add_balance_options(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +67,9 @@ def add_balance_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--t", type=float, help=f"per-entry cap t (default {balance.t:g}, MetaCLIP 400M)")
     group.add_argument("--target-size", type=int, help="solve t so the expected selection has this size")
     parser.add_argument("--seed", type=int, default=balance.seed, help="seed of the hash draws")
+    parser.add_argument("--t-per-language", metavar="FILE",
+                        help="worldwide: a JSON object of language -> t, instead of the t derived from English's "
+                             "tail share for those languages")
 
 
 def add_bigram_options(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.crawl.files import open_stream
-from pipeline.crawl.langid import identify_all
+from pipeline.text.langid import identify_all
 from pipeline.crawl.links import ImageLink, LinkLimits, finish_links, page_base
 from pipeline.crawl.pages import Page, PageError, may_describe_page, page_from_html, page_from_wat
 from pipeline.hashing import content_uid

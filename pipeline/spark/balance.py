@@ -31,6 +31,7 @@ from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.text.ingest import with_carried
+from pipeline.text.worldwide import entry_thresholds, language_thresholds
 
 BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -80,25 +81,40 @@ def expected_total(spark: SparkSession, matches: DataFrame, probs: np.ndarray) -
         probs_broadcast.unpersist()
 
 
-def solve_t_distributed(spark: SparkSession, matches: DataFrame, counts: np.ndarray, target_size: int) -> float:
+def solve_t_distributed(spark: SparkSession, matches: DataFrame, probabilities: Callable[[float], np.ndarray],
+                        max_t: float, target_size: int) -> float:
     """solve_t over a pool that lives in Spark: each bisection step is one pass over the cached matches."""
     ids = matches.select("entry_ids").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        return solve_t_with(lambda t: expected_total(spark, ids, entry_probabilities(counts, t)),
-                            target_size, float(max(counts.max(), 1)))
+        return solve_t_with(lambda t: expected_total(spark, ids, probabilities(t)), target_size, max_t)
     finally:
         ids.unpersist()
 
 
-def solve_t(spark: SparkSession, matches: Callable[[], DataFrame], counts: np.ndarray, config: BalanceConfig) -> float:
-    """The configured t, or the t whose expected selection size is the configured target size.
+def keep_probabilities_for(spark: SparkSession, matches: Callable[[], DataFrame], counts: np.ndarray,
+                           entry_languages: np.ndarray | None, config: BalanceConfig) -> tuple[np.ndarray, dict]:
+    """Each entry's keep probability, and the summary of how it was set: t (the configured one, or the one whose
+    expected selection has the target size) and, worldwide, every language's t by MetaCLIP 2's rule.
 
-    `matches` makes the matched samples' DataFrame; it is called only when t must be solved, so a
-    given t costs no Spark job (not even the listing of the matches).
+    `matches` makes the matched samples' DataFrame; it is called only when t must be solved, so a given t costs
+    no Spark job (not even the listing of the matches).
     """
+    given = dict(config.t_per_language)
+
+    def probabilities(t: float) -> np.ndarray:
+        if entry_languages is None:
+            return entry_probabilities(counts, t)
+        thresholds = language_thresholds(counts, entry_languages, t, given)
+        return entry_probabilities(counts, entry_thresholds(entry_languages, thresholds))
+
+    t = config.t
     if config.target_size is not None:
-        return solve_t_distributed(spark, matches(), counts, config.target_size)
-    return config.t
+        t = solve_t_distributed(spark, matches(), probabilities, float(max(counts.max(), 1)), config.target_size)
+    summary = {"t": t}
+    if entry_languages is not None:
+        summary["languages"] = {language: asdict(threshold) for language, threshold in
+                                language_thresholds(counts, entry_languages, t, given).items()}
+    return probabilities(t), summary
 
 
 @dataclass
@@ -129,31 +145,46 @@ def balance_into(spark: SparkSession, samples: DataFrame | ParquetParts, probs: 
 
 
 def _rewrite_entry_counts(run_dir: Path, entries: list[str], counts: np.ndarray, probs: np.ndarray,
-                          selected: np.ndarray, balance: dict) -> None:
+                          selected: np.ndarray, entry_languages: np.ndarray | None, balance: dict) -> None:
     """entry_counts gains the after-balancing columns; its own fingerprint (the count stage's) stays."""
     manifest = read_manifest(COUNT.path(run_dir))
+    languages = {} if entry_languages is None else {"language": entry_languages}
     with staged_dir(run_dir, COUNT.folder) as temporary:
-        table = counts_table(entries, counts, p=probs, selected=selected.astype(np.int64))
+        table = counts_table(entries, counts, **languages, p=probs, selected=selected.astype(np.int64))
         pq.write_table(table, temporary / COUNT.files["counts"])
         write_json_atomic(temporary / MANIFEST, {**manifest, "balance": balance})
 
 
-def run_balance(spark: SparkSession, run_dir: Path, entries: list[str], config: BalanceConfig,
-                force: bool = False) -> dict:
+def language_sizes(spark: SparkSession, folder: Path) -> dict[str, int]:
+    """Rows per caption language in a stage's output."""
+    rows = spark.read.parquet(str(folder)).groupBy("language").count().collect()
+    return {str(row["language"]): int(row["count"]) for row in rows}
+
+
+def run_balance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force: bool = False) -> dict:
+    """Worldwide runs (entry_counts has a language column) balance each language with its own t, and the
+    summary gives per language its t, its pool (ingested rows) and its curated size."""
     run_dir = Path(run_dir)
     manifests = require_upstream(run_dir, BALANCE.name)
 
     def body(out_dir: Path) -> StageResult:
-        counts = pq.read_table(COUNT.file(run_dir, "counts"), columns=["count"]).column("count")
-        counts = counts.to_numpy()
+        counts_file = pq.read_table(COUNT.file(run_dir, "counts"))
+        counts, entries = counts_file.column("count").to_numpy(), counts_file.column("entry").to_pylist()
+        entry_languages = counts_file.column("language").to_numpy(zero_copy_only=False) \
+            if "language" in counts_file.column_names else None
         schema = with_carried(SELECTION_SCHEMA, ds.dataset(MATCH.path(run_dir), format="parquet").schema.names)
         columns = ["uid", "url", "caption", "entry_ids", *schema.names[len(SELECTION_SCHEMA):]]
-        t = solve_t(spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts, config)
-        outcome = balance_into(spark, ParquetParts(spark, MATCH.path(run_dir), columns), entry_probabilities(counts, t),
-                               config.seed, out_dir, schema)
-        summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected}
-        _rewrite_entry_counts(run_dir, entries, counts, entry_probabilities(counts, t), outcome.selected_counts,
-                              summary)
+        probs, summary = keep_probabilities_for(
+            spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts,
+            entry_languages, config)
+        outcome = balance_into(spark, ParquetParts(spark, MATCH.path(run_dir), columns), probs, config.seed, out_dir,
+                               schema)
+        summary.update(expected_size=outcome.expected, selected=outcome.selected)
+        if entry_languages is not None:
+            pool, curated = language_sizes(spark, STAGES["ingest"].path(run_dir)), language_sizes(spark, out_dir)
+            for language, figures in summary["languages"].items():
+                figures.update(pool=pool.get(language, 0), curated=curated.get(language, 0))
+        _rewrite_entry_counts(run_dir, entries, counts, probs, outcome.selected_counts, entry_languages, summary)
         return StageResult(rows_in=manifests[MATCH.folder]["rows_out"], rows_out=outcome.selected,
                            rejected=outcome.rejected, extra=summary)
 

@@ -16,6 +16,7 @@ from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
+from pipeline.text.vocabulary import Vocabulary
 
 COUNT = STAGES["count"]
 
@@ -38,17 +39,20 @@ def entry_counts(df: DataFrame, vocabulary_size: int) -> np.ndarray:
     return counts
 
 
-def run_count(run_dir: Path, entries: list[str], force: bool = False) -> dict:
-    """The count stage: no Spark job, the match tasks left their partial counts."""
+def run_count(run_dir: Path, vocabulary: Vocabulary, force: bool = False) -> dict:
+    """The count stage: no Spark job, the match tasks left their partial counts. Worldwide, entry_counts has each
+    entry's language."""
     manifests = require_upstream(run_dir, COUNT.name)
     match = STAGES["match"]
     upstream, partial_counts = manifests[match.folder], match.file(run_dir, "partial_counts")
     if not partial_counts.is_dir():
         raise FileNotFoundError(f"{partial_counts}: made by an older match stage; rerun it with --force")
+    entries, languages = vocabulary.entries, vocabulary.entry_languages()
 
     def body(out_dir: Path) -> StageResult:
         counts = sum_sparse_counts(partial_counts, len(entries))
-        pq.write_table(counts_table(entries, counts), out_dir / COUNT.files["counts"])
+        extra = {} if languages is None else {"language": languages}
+        pq.write_table(counts_table(entries, counts, **extra), out_dir / COUNT.files["counts"])
         return StageResult(rows_in=upstream["rows_out"], rows_out=upstream["rows_out"], extra={
             "entries": len(entries), "entries_matched": int((counts > 0).sum()),
             "matches": int(counts.sum())})

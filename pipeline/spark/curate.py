@@ -23,7 +23,7 @@ from pipeline.spark.match import run_match
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import IngestConfig
 from pipeline.text.matching import DEFAULT_MODE
-from pipeline.vocab.entries import entries_fingerprint, load_entries
+from pipeline.text.vocabulary import load_vocabulary
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,20 @@ class TextCurationConfig:
     url_col: str | None = None
     caption_col: str | None = None
     uid_col: str | None = None
+    worldwide: str | None = None  # a folder of per-language vocabularies: each caption matched in its language
     force: bool = False
 
 
 def curate_text(spark: SparkSession, config: TextCurationConfig) -> dict[str, dict]:
     """Run the four text stages; each is skipped when its output is already current."""
     run_dir = Path(config.out)
-    entries = load_entries(config.metadata)
-    vocab_key = entries_fingerprint(entries)
+    vocabulary = load_vocabulary(config.metadata, config.worldwide)
     ingest, match, count, balance = (STAGES[name].folder for name in ("ingest", "match", "count", "balance"))
     manifests = {ingest: run_ingest(spark, config.pool, run_dir, config.ingest, config.url_col, config.caption_col,
                                     config.uid_col, force=config.force)}
-    manifests[match] = run_match(spark, run_dir, entries, vocab_key, config.mode, force=config.force)
-    manifests[count] = run_count(run_dir, entries, force=config.force)
-    manifests[balance] = run_balance(spark, run_dir, entries, config.balance, force=config.force)
+    manifests[match] = run_match(spark, run_dir, vocabulary, config.mode, force=config.force)
+    manifests[count] = run_count(run_dir, vocabulary, force=config.force)
+    manifests[balance] = run_balance(spark, run_dir, config.balance, force=config.force)
     return manifests
 
 

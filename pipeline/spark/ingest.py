@@ -179,7 +179,7 @@ def run_ingest(spark: SparkSession, pool_path: str, run_dir: Path, config: Inges
     stage_config = {**asdict(config), "columns": asdict(columns)}
     inputs = {"pool": str(pool_path), "files": file_identity([Path(path) for path in files])}
 
-    row_schema = with_carried(ROW_SCHEMA, ["language"] if columns.language else [])
+    row_schema = with_carried(ROW_SCHEMA, ["language"] if columns.language or config.identify_language else [])
 
     def body(out_dir: Path) -> StageResult:
         keys = duplicate_keys(config.dedup_key, columns.uid is not None)

@@ -17,66 +17,85 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 
+from pipeline.errors import UserInputError
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.text.ingest import with_carried
 from pipeline.text.matching import Matcher
+from pipeline.text.vocabulary import Vocabulary
+from pipeline.text.worldwide import WorldwideMatcher
 
 MATCH = STAGES["match"]  # its partial counts sit in a `_` folder, which readers of the matched rows skip
 MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                             ("entry_ids", pa.list_(pa.int32()))])
 # One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
-_MATCHERS: dict[tuple[str, str], Matcher] = {}
+_MATCHERS: dict[tuple[str, str], Matcher | WorldwideMatcher] = {}
 
 
-def _matcher(vocab_key: str, mode: str, entries_broadcast) -> Matcher:
+def _matcher(vocab_key: str, mode: str, vocabulary_broadcast) -> Matcher | WorldwideMatcher:
     key = (vocab_key, mode)
     if key not in _MATCHERS:
         _MATCHERS.clear()
-        _MATCHERS[key] = Matcher(entries_broadcast.value, mode)
+        vocabulary: Vocabulary = vocabulary_broadcast.value
+        _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else \
+            Matcher(vocabulary.entries, mode)
     return _MATCHERS[key]
 
 
-def match_batches(vocab_key: str, vocabulary_size: int, mode: str, entries_broadcast, schema: pa.Schema):
-    """Batches of (uid, url, caption) -> matched rows with their entry ids, and the captions that match
-    nothing as rejects; last, the task's matches per entry.
+def _no_match_reasons(found: list[list[int] | None], languages: list[str | None] | None) -> list[tuple[str, str]]:
+    return [("no_vocabulary", f"no vocabulary for the caption's language ({languages[position]})")
+            if ids is None else ("no_match", "caption matches no vocabulary entry")
+            for position, ids in enumerate(found) if not ids]
 
-    The entries are read from the broadcast only by a worker that has no matcher for them yet, so a
-    warm worker does not unpickle 500k strings again for every run of the stage."""
+
+def match_batches(vocab_key: str, vocabulary_size: int, mode: str, vocabulary_broadcast, schema: pa.Schema):
+    """Batches of (uid, url, caption[, language]) -> matched rows with their entry ids, and the captions that
+    match nothing (or whose language has no vocabulary, worldwide) as rejects; last, the task's matches per entry.
+
+    The vocabulary is read from the broadcast only by a worker that has no matcher for it yet, so a warm worker
+    does not unpickle 500k strings again for every run of the stage."""
     def run(batches):
-        matcher = _matcher(vocab_key, mode, entries_broadcast)
+        matcher = _matcher(vocab_key, mode, vocabulary_broadcast)
         matches_per_entry = np.zeros(vocabulary_size, dtype=np.int64)
         for batch in batches:
-            ids = pa.array(matcher.match_batch(batch.column("caption").to_pylist()), pa.list_(pa.int32()))
-            found = pc.greater(pc.list_value_length(ids), 0)
+            captions = batch.column("caption").to_pylist()
+            languages = batch.column("language").to_pylist() if isinstance(matcher, WorldwideMatcher) else None
+            found = matcher.match_batch(captions, languages) if languages is not None else \
+                matcher.match_batch(captions)
+            ids = pa.array([entry_ids or [] for entry_ids in found], pa.list_(pa.int32()))
+            matched = pc.greater(pc.list_value_length(ids), 0)
             rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(schema.names)
-            unmatched = rows.filter(pc.invert(found))
+            reasons = _no_match_reasons(found, languages)
             matches_per_entry += count_entries(ids, len(matches_per_entry))
-            yield {"rows": rows.filter(found),
-                   "rejects": pa.table({
-                       "uid": unmatched.column("uid"),
-                       "reason": pa.repeat("no_match", unmatched.num_rows),
-                       "detail": pa.repeat("caption matches no vocabulary entry", unmatched.num_rows)})}
+            yield {"rows": rows.filter(matched),
+                   "rejects": pa.table({"uid": rows.column("uid").filter(pc.invert(matched)),
+                                        "reason": [reason for reason, _ in reasons],
+                                        "detail": [detail for _, detail in reasons]})}
         yield {"counts": sparse_counts(matches_per_entry)}
     return run
 
 
-def run_match(spark: SparkSession, run_dir: Path, entries: list[str], vocab_key: str, mode: str,
-              force: bool = False) -> dict:
+def run_match(spark: SparkSession, run_dir: Path, vocabulary: Vocabulary, mode: str, force: bool = False) -> dict:
     manifests = require_upstream(run_dir, MATCH.name)
     ingest = STAGES["ingest"]
     ingest_dir, upstream = ingest.path(run_dir), manifests[ingest.folder]
-    config = {"mode": mode, "vocabulary": vocab_key, "vocabulary_size": len(entries)}
+    config = {"mode": mode, "vocabulary": vocabulary.fingerprint, "vocabulary_size": len(vocabulary.entries),
+              **({"languages": list(vocabulary.languages)} if vocabulary.worldwide else {})}
 
     def body(out_dir: Path) -> StageResult:
-        broadcast = spark.sparkContext.broadcast(entries)
-        schema = with_carried(MATCHES_SCHEMA, ds.dataset(ingest_dir, format="parquet").schema.names)
+        columns = ds.dataset(ingest_dir, format="parquet").schema.names
+        if vocabulary.worldwide and "language" not in columns:
+            raise UserInputError(f"{ingest_dir}: worldwide matching needs each caption's language; ingest again "
+                                 f"with --worldwide (language identification) or from a pool with a language column")
+        broadcast = spark.sparkContext.broadcast(vocabulary)
+        schema = with_carried(MATCHES_SCHEMA, columns)
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption", *schema.names[len(MATCHES_SCHEMA):]])
-        written = write_from_tasks(captions, match_batches(vocab_key, len(entries), mode, broadcast, schema),
-                                   {"rows": (out_dir, schema), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
-                                    "counts": (out_dir / MATCH.files["partial_counts"], COUNTS_SCHEMA)})
+        written = write_from_tasks(
+            captions, match_batches(vocabulary.fingerprint, len(vocabulary.entries), mode, broadcast, schema),
+            {"rows": (out_dir, schema), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
+             "counts": (out_dir / MATCH.files["partial_counts"], COUNTS_SCHEMA)})
         broadcast.unpersist()
         return StageResult(rows_in=upstream["rows_out"], rows_out=written["rows"][None],
                            rejected=dict(written["rejects"]))

@@ -20,10 +20,10 @@ from pipeline.errors import UserInputError
 from pipeline.run.directory import REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream
 from pipeline.semantic.semdedup import chosen_eps
-from pipeline.spark.balance import balance_into, solve_t
+from pipeline.spark.balance import balance_into, keep_probabilities_for
 from pipeline.spark.count import entry_counts
 from pipeline.spark.outputs import materialize, work_dir
-from pipeline.text.balancing import BalanceConfig, entry_probabilities
+from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import counts_table
 
 REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (
@@ -49,7 +49,10 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     if dedup is None and eps is not None:
         raise UserInputError(f"{run_dir}: --eps needs a dedup stage; run {DEDUP.job} first")
     applied = None if dedup is None else chosen_eps(dedup["eps"], eps)
-    entries = pq.read_table(COUNT.file(run_dir, "counts"), columns=["entry"]).column("entry").to_pylist()
+    entry_table = pq.read_table(COUNT.file(run_dir, "counts"))
+    entries = entry_table.column("entry").to_pylist()
+    entry_languages = entry_table.column("language").to_numpy(zero_copy_only=False) \
+        if "language" in entry_table.column_names else None
 
     def body(out_dir: Path) -> StageResult:
         try:
@@ -71,16 +74,16 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
         survivors = (spark.read.parquet(str(BALANCE.path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
-        t = solve_t(spark, lambda: survivors, counts, config)
-        probs = entry_probabilities(counts, t)
+        probs, summary = keep_probabilities_for(spark, lambda: survivors, counts, entry_languages, config)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
-        pq.write_table(counts_table(entries, counts, p=probs, selected=outcome.selected_counts),
+        languages = {} if entry_languages is None else {"language": entry_languages}
+        pq.write_table(counts_table(entries, counts, **languages, p=probs, selected=outcome.selected_counts),
                        out_dir / REBALANCE.files["entry_counts"])
-        summary = {"t": t, "expected_size": outcome.expected, "selected": outcome.selected,
-                   "entries_matched": int((counts > 0).sum()),
-                   "entries_selected": int((outcome.selected_counts > 0).sum()),
-                   "dedup": {"applied": applied is not None, "eps": applied},
-                   "filters": [stage.name for stage in filters]}
+        summary.update({"expected_size": outcome.expected, "selected": outcome.selected,
+                        "entries_matched": int((counts > 0).sum()),
+                        "entries_selected": int((outcome.selected_counts > 0).sum()),
+                        "dedup": {"applied": applied is not None, "eps": applied},
+                        "filters": [stage.name for stage in filters]})
         # What validation kept and neither dedup nor a filter removed (their rejects are counted there)
         return StageResult(rows_in=manifests[VALIDATE.folder]["rows_out"] - (gone_count if taken_out else 0),
                            rows_out=outcome.selected,

@@ -19,19 +19,23 @@ from pipeline.hashing import uid_words, uniform_draws
 
 @dataclass(frozen=True)
 class BalanceConfig:
-    """Either t (MetaCLIP: 20k for 400M from 1.6B) or a target size to solve t for; a seed for the draws."""
+    """Either t (MetaCLIP: 20k for 400M from 1.6B) or a target size to solve t for; a seed for the draws.
+    Worldwide, t is English's and `t_per_language` overrides the derived t of the languages it names."""
 
     t: float | None = 20000.0
     target_size: int | None = None
     seed: int = 0
+    t_per_language: tuple[tuple[str, float], ...] = ()
 
 
-def entry_probabilities(counts, t: float) -> np.ndarray:
-    """min(1, t / count) per entry; an entry that matched nothing gets 0."""
+def entry_probabilities(counts, t: float | np.ndarray) -> np.ndarray:
+    """min(1, t / count) per entry, t one for all or one per entry (worldwide: its language's); an entry that
+    matched nothing gets 0."""
     counts = np.asarray(counts, dtype=np.float64)
+    t = np.broadcast_to(np.asarray(t, dtype=np.float64), counts.shape)
     probs = np.zeros_like(counts)
     seen = counts > 0
-    probs[seen] = np.minimum(1.0, t / counts[seen])
+    probs[seen] = np.minimum(1.0, t[seen] / counts[seen])
     return probs
 
 

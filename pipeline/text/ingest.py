@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from pipeline.hashing import content_uid, pool_uid
 from pipeline.run.directory import REJECT_SCHEMA
+from pipeline.text.langid import identify_all
 from pipeline.text.pii import pii_kind
 from pipeline.text.pool import RawBatch
 
@@ -43,6 +44,7 @@ class IngestConfig:
     max_caption_bytes: int = 4096
     dedup_key: str = "url_caption"
     drop_pii: bool = False  # reject captions holding an e-mail address or phone number (always counted)
+    identify_language: bool = False  # give every caption a `language` (lid.176) when the pool has none
 
 
 def _as_text(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -129,7 +131,8 @@ def with_carried(schema: pa.Schema, present: list[str]) -> pa.Schema:
 
 
 def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Table]:
-    """Split a raw batch into canonical rows (ROW_SCHEMA, plus `language` when the pool has it) and rejects
+    """Split a raw batch into canonical rows (ROW_SCHEMA, plus `language` when the pool has it or it is to be
+    identified) and rejects
     (REJECT_SCHEMA). A language value that is not UTF-8 becomes null: it describes the row, it is not the row."""
     reasons = reject_reasons(batch, config)
     rejected = np.array([reason is not None for reason in reasons], dtype=bool)
@@ -149,6 +152,9 @@ def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Ta
     if batch.language is not None:
         text, invalid = _as_text(batch.language.take(good))
         rows = rows.append_column("language", pc.if_else(pa.array(~invalid), text, pa.scalar(None, pa.string())))
+    elif config.identify_language:
+        rows = rows.append_column("language", pa.array(identify_all(rows.column("caption").to_pylist())[0],
+                                                       pa.string()))
     return rows, _rejects_table(batch, np.flatnonzero(rejected), reasons)
 
 

@@ -79,11 +79,12 @@ def wordnet_lemmas(wordnet: Path, limit: int | None = None) -> Source:
     return Source("wordnet", ("senses",), [(lemma, (count,)) for lemma, count in senses.items()], limit)
 
 
-def wordfreq_unigrams(limit: int | None = None) -> Source:
-    """wordfreq's large English list, most frequent first, with each word's Zipf frequency."""
+def wordfreq_unigrams(limit: int | None = None, language: str = "en") -> Source:
+    """wordfreq's best list of the language (its large one where it has one), most frequent first, with each
+    word's Zipf frequency. Chinese and Japanese come segmented (wordfreq split its sources with jieba and MeCab)."""
     from wordfreq import get_frequency_dict
 
-    ranked = sorted(get_frequency_dict("en", wordlist="large").items(), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(get_frequency_dict(language, wordlist="best").items(), key=lambda item: (-item[1], item[0]))
     return Source("wordfreq", ("zipf",), [(word, (round(math.log10(freq) + 9, 2),)) for word, freq in ranked],
                   limit)
 

@@ -17,7 +17,7 @@ from pipeline.spark.ingest import run_ingest
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import count_entries
 from pipeline.text.ingest import IngestConfig
-from pipeline.vocab.entries import load_entries
+from pipeline.text.vocabulary import load_vocabulary
 from tests.helpers import LAION
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
@@ -104,7 +104,7 @@ def test_rerun_with_same_config_is_skipped_and_changed_config_is_not(spark, tmp_
     assert selected_uids(tmp_path / "run") < before
     shutil.rmtree(STAGES["match"].file(tmp_path / "run", "partial_counts"))  # as an older match stage left it
     with pytest.raises(FileNotFoundError, match="older match stage; rerun it with --force"):
-        run_count(tmp_path / "run", load_entries(head_vocab), force=True)
+        run_count(tmp_path / "run", load_vocabulary(head_vocab), force=True)
 
 
 def test_bad_rows_in_every_format_are_accounted_for(spark, tmp_path, head_vocab):

@@ -1,30 +1,21 @@
 """Language identification on real captions in five languages (Multi30k en/de/fr/cs, Flickr8k-CN zh)."""
 
-import gzip
-
 import pytest
 
-from pipeline.crawl.langid import identify, identify_all
-from tests.helpers import SHARED
+from pipeline.text.langid import identify, identify_all
+from tests.helpers import MULTILINGUAL_FILES, multilingual_captions
 
-MULTILINGUAL = SHARED / "captions" / "multilingual"
-FILES = {"en": "multi30k_train.en.gz", "de": "multi30k_train.de.gz", "fr": "multi30k_train.fr.gz",
-         "cs": "multi30k_train.cs.gz", "zh": "flickr8k_cn_zhc.txt.gz"}
 PER_LANGUAGE = 2000
 
 
 def real_captions(language: str) -> list[str]:
-    with gzip.open(MULTILINGUAL / FILES[language], "rt", encoding="utf-8") as lines:
-        captions = [line.strip() for _, line in zip(range(PER_LANGUAGE), lines)]
-    if language == "zh":  # IMAGE#zhc#N<space>caption
-        captions = [caption.split(" ", 1)[1] for caption in captions]
-    return captions
+    return multilingual_captions(language, PER_LANGUAGE)
 
 
 @pytest.mark.real_data
 def test_at_least_95_percent_of_real_captions_get_their_language():
     accuracy = {}
-    for language in FILES:
+    for language in MULTILINGUAL_FILES:
         found, scores = identify_all(real_captions(language))
         accuracy[language] = sum(code == language for code in found) / len(found)
         assert all(0.0 < score <= 1.0 for score in scores)

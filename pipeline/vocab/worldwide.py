@@ -1,0 +1,89 @@
+"""Build the per-language vocabularies of worldwide curation (metadata/worldwide/<language>.txt.gz).
+
+Each language's vocabulary merges, in priority order, wordfreq's word list of that language (most frequent
+first, segmented for Chinese and Japanese) and the user's lists for it (EXTRA_<language>), by the same rules as
+the English vocabulary (pipeline.vocab.build: one entry per matching key, the first spelling wins). English is not
+built here: its vocabulary is the shipped 500k one.
+
+    python -m pipeline.vocab.worldwide [--size 20000] [--extra de=terms_de.txt ...] [--out metadata/worldwide]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.errors import UserInputError
+from pipeline.text.vocabulary import ENGLISH, VOCABULARY_SUFFIX, WORLDWIDE_METADATA
+from pipeline.vocab.build import build_report, build_vocabulary, write_entries
+from pipeline.vocab.sources import extra_lists, wordfreq_unigrams
+
+DEFAULT_SIZE = 20_000  # entries per language from wordfreq; a user's extra list adds to it
+# Where wordfreq and the language identifier (lid.176) name a language differently, the file takes the name the
+# identifier gives captions; Serbo-Croatian's list serves each of the codes lid.176 splits it into.
+LANGID_CODES = {"fil": ("tl",), "nb": ("no",), "sh": ("hr", "bs", "sr")}
+
+
+def worldwide_languages() -> list[str]:
+    """Every language wordfreq has a list for, English aside."""
+    from wordfreq import available_languages
+
+    return sorted(language for language in available_languages() if language != ENGLISH)
+
+
+def build_language(language: str, size: int, extra: list[Path]):
+    """wordfreq's `size` most frequent words of the language (if wordfreq knows it), then the extra lists whole."""
+    sources = [wordfreq_unigrams(size, language)] if language in worldwide_languages() else []
+    if extra:
+        sources.append(extra_lists(extra))
+    if not sources:
+        raise UserInputError(f"{language}: wordfreq has no list for it; give its entries with --extra")
+    return build_vocabulary(sources, total=sum(len(source.candidates) for source in sources))
+
+
+def _extras(pairs: list[str]) -> dict[str, list[Path]]:
+    extras: dict[str, list[Path]] = {}
+    for pair in pairs:
+        language, separator, path = pair.partition("=")
+        if not separator or not language or not path:
+            raise UserInputError(f"--extra {pair!r}: give LANGUAGE=FILE")
+        wordfreq_name = next((name for name, codes in LANGID_CODES.items() if language in codes), language)
+        extras.setdefault(wordfreq_name, []).append(Path(path))
+    return extras
+
+
+def main() -> None:
+    from importlib.metadata import version
+
+    from pipeline.errors import run_job
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"wordfreq entries per language "
+                                                                       f"(default {DEFAULT_SIZE})")
+    parser.add_argument("--extra", action="append", default=[], metavar="LANGUAGE=FILE",
+                        help="a list of entries for a language, one per line (repeatable)")
+    parser.add_argument("--out", default=str(WORLDWIDE_METADATA))
+    args = parser.parse_args()
+
+    def build() -> None:
+        if args.size <= 0:
+            raise UserInputError("--size must be positive")
+        extras, out = _extras(args.extra), Path(args.out)
+        reports = {}
+        for language in sorted(set(worldwide_languages()) | set(extras)):
+            vocabulary = build_language(language, args.size, extras.get(language, []))
+            for code in LANGID_CODES.get(language, (language,)):
+                write_entries(vocabulary.entries, out / f"{code}{VOCABULARY_SUFFIX}")
+                reports[code] = build_report(vocabulary, {"size": args.size, "wordfreq_language": language,
+                                                          "extra": [path.name for path in extras.get(language, [])]})
+        summary = {"wordfreq": version("wordfreq"), "languages": reports}
+        (out / "build.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"{out}: {len(reports)} languages, " + ", ".join(
+            f"{language} {report['entries']:,}" for language, report in reports.items()))
+
+    run_job(build)
+
+
+if __name__ == "__main__":
+    main()
