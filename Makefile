@@ -12,6 +12,8 @@ RUN ?= runs/demo
 POOL ?= data/sample_pool.parquet
 METADATA ?= metadata/vocab.txt.gz
 T ?= 20
+# English's t in make demo-worldwide, small enough that its 400 captions a language are capped too
+WORLDWIDE_T ?= 4
 
 # The shipped vocabulary's inputs (make metadata): captions to mine bigrams from, and extra lists (SCOWL,
 # Debian's `scowl` package: common words, then proper names, then level-80 words until the total is reached).
@@ -22,7 +24,7 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
 
-.PHONY: install demo curate extract-crawl demo-crawl images demo-images metadata train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
+.PHONY: install demo curate extract-crawl demo-crawl demo-worldwide images demo-images metadata metadata-worldwide train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
 	gpu-wheels gpu-check clean
 
 install: $(VENV)/.installed
@@ -59,6 +61,10 @@ demo-crawl: install ## the shipped Common Crawl page: its image links with alt t
 	$(SUBMIT) jobs/extract_crawl.py --input data/crawl --out runs/demo-crawl/pool
 	$(SUBMIT) jobs/curate_text.py --pool runs/demo-crawl/pool --metadata $(METADATA) --out runs/demo-crawl/run --t 2
 
+demo-worldwide: install ## MetaCLIP 2 worldwide curation of real captions in five languages (data/multilingual)
+	$(SUBMIT) jobs/curate_text.py --pool data/multilingual/captions.parquet --metadata $(METADATA) \
+		--worldwide --out runs/demo-worldwide --t $(WORLDWIDE_T)
+
 demo-images: install ## the whole pipeline offline on CIFAR-10 images served from 127.0.0.1
 	$(SUBMIT) jobs/demo_images.py --out runs/demo-images
 
@@ -67,6 +73,10 @@ metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base 
 		--min-count $(MIN_COUNT) --min-pmi $(MIN_PMI) --out runs/metadata/bigrams
 	$(PYTHON) -m pipeline.vocabulary --bigrams runs/metadata/bigrams $(foreach path,$(EXTRA),--extra $(path)) \
 		--out metadata/vocab.txt.gz --provenance metadata/provenance.tsv.gz --report metadata/vocab_build.json
+
+metadata-worldwide: install ## rebuild metadata/worldwide/<language>.txt.gz (EXTRA_de=terms.txt adds a list to a language)
+	$(PYTHON) -m pipeline.vocab.worldwide \
+		$(foreach var,$(filter EXTRA_%,$(.VARIABLES)),--extra $(patsubst EXTRA_%,%,$(var))=$($(var)))
 
 SHARDS ?= runs/demo-images/shards
 TRAIN_OUT ?= runs/demo-images/train
