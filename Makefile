@@ -130,6 +130,7 @@ bench: install
 	$(PYTHON) -m bench.images
 	$(PYTHON) -m bench.dedup
 	$(PYTHON) -m bench.crawl
+	$(PYTHON) -m bench.worldwide
 	$(PYTHON) -m bench.train
 
 gpu-wheels: install ## the wheels make gpu-check installs on a GPU machine without a package index (into .whl/)

@@ -5,7 +5,6 @@ Test modules import from here (or take conftest's fixtures), never from one anot
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -27,9 +26,6 @@ SHARED = REPO.parent / "shared" / "data"
 LAION = SHARED / "captions" / "laion_style_10k.parquet"
 CC3M = SHARED / "captions" / "cc3m_val.tsv"
 VOCAB = REPO / "metadata" / "vocab.txt.gz"
-MULTILINGUAL = SHARED / "captions" / "multilingual"
-MULTILINGUAL_FILES = {"en": "multi30k_train.en.gz", "de": "multi30k_train.de.gz", "fr": "multi30k_train.fr.gz",
-                      "cs": "multi30k_train.cs.gz", "zh": "flickr8k_cn_zhc.txt.gz"}
 # The reason every real-data test skips with when ../shared/data is missing; conftest counts them aloud.
 NO_SHARED_DATA = "real data: ../shared/data is not beside the repo"
 
@@ -125,11 +121,3 @@ def write_demo_shards(folder: Path, count: int, per_shard: int, damaged: dict[in
         paths.append(str(path))
     return paths
 
-
-def multilingual_captions(language: str, count: int) -> list[str]:
-    """The first `count` real captions in a language: Multi30k (en, de, fr, cs) or Flickr8k-CN (zh)."""
-    with gzip.open(MULTILINGUAL / MULTILINGUAL_FILES[language], "rt", encoding="utf-8") as lines:
-        captions = [line.strip() for _, line in zip(range(count), lines)]
-    if language == "zh":  # IMAGE#zhc#N<space>caption
-        captions = [caption.split(" ", 1)[1] for caption in captions]
-    return captions

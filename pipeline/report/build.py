@@ -23,6 +23,7 @@ from pipeline.run.stages import IMAGE_STAGES, STAGES, TEXT_STAGES
 REPORT_DIR = "report"
 HTML = "index.html"
 NUMBERS = "report.json"
+MIN_POOL_SHOWN = 20  # captions a language needs for its own entry curve in the report
 
 
 def _funnel(run: Run, numbers: dict) -> Section:
@@ -59,8 +60,9 @@ def _balancing(run: Run, numbers: dict, examples: int, seed: int) -> Section:
     section = Section("Balancing")
     counts = run.entry_counts()
     t = run.t
-    head = counts.filter(pl.col("count") > t) if t is not None else counts.head(0)
-    tail = counts.filter(pl.col("count") <= t) if t is not None else counts
+    threshold = pl.col("t") if "t" in counts.columns else pl.lit(t)  # worldwide: each entry's language's t
+    head = counts.filter(pl.col("count") > threshold) if t is not None else counts.head(0)
+    tail = counts.filter(pl.col("count") <= threshold) if t is not None else counts
     numbers["balancing"] = {"t": t, "entries_matched": len(counts), "head_entries": len(head),
                             "tail_entries": len(tail),
                             "tail_share": len(tail) / max(len(counts), 1) if t is not None else None,
@@ -79,6 +81,30 @@ def _balancing(run: Run, numbers: dict, examples: int, seed: int) -> Section:
     sample = tail.sample(n=min(examples, len(tail)), seed=seed).sort(["count", "entry_id"], descending=[True, False])
     section.add(f"<h3>A sample of tail entries ({len(sample)} of {len(tail):,}, seed {seed})</h3>")
     section.add(_entry_table(run, sample, "tail-entries"))
+    return section
+
+
+def _languages(run: Run, numbers: dict, shown: int = 6) -> Section | None:
+    """Worldwide runs: the language mix before and after curation, each language's t, and its entries' curve."""
+    mix, thresholds = run.language_mix(), run.language_thresholds
+    if not len(mix):
+        return None
+    section = Section("Languages")
+    numbers["languages"] = {"mix": mix.to_dicts(), "thresholds": thresholds}
+    section.note("Each caption was matched against its own language's vocabulary; each language's t is English's "
+                 "or the one whose tail share (matches in entries with count <= t) is nearest English's.")
+    rows = [(row["language"], row["pool"], row.get("selected"), thresholds.get(row["language"], {}).get("t"),
+             thresholds.get(row["language"], {}).get("how"), _percent(thresholds.get(row["language"], {})
+                                                                       .get("tail_share")))
+            for row in mix.iter_rows(named=True)]
+    section.add(table(["language", "pool", "selected", "t", "t set by", "tail share"], rows, table_id="languages"))
+    section.figure("language_mix.png", figures.language_mix(mix), "each language's share before and after")
+    if thresholds:
+        languages = [row["language"] for row in mix.iter_rows(named=True)
+                     if row["language"] in thresholds and row["pool"] >= MIN_POOL_SHOWN][:shown]
+        section.figure("language_entries.png", figures.language_entry_distributions(run.entry_counts(), thresholds,
+                                                                                   languages),
+                       "per language: samples per entry before and after balancing, and its t")
     return section
 
 
@@ -164,6 +190,7 @@ def build_sections(run: Run, train: list[Path] = (), examples: int = 12, seed: i
     sections = [_funnel(run, numbers)]
     if run.has(*(STAGES[name].folder for name in ("count", "match", "ingest"))):
         sections.append(_balancing(run, numbers, examples, seed))
+        sections += [section for section in [_languages(run, numbers)] if section is not None]
         sections.append(_matching(run, numbers, examples))
     if run.has(STAGES["validate"].folder) or run.has(STAGES["dedup"].folder):
         sections.append(_dedup(run, numbers, examples))

@@ -79,6 +79,44 @@ def _realised_cap(axis, counts: pl.DataFrame, t: float) -> None:
     axis.set_title(f"realised cap per head entry ({len(matches):,} entries)")
 
 
+def language_mix(mix: pl.DataFrame, top: int = 15):
+    """Each language's share of the pool and of the selection (the most frequent `top` languages)."""
+    figure, (axis,) = _figure(10, 3.8)
+    shown = mix.head(top)
+    positions = np.arange(len(shown))
+    for offset, column, color in ((-0.2, "pool", "tab:gray"), (0.2, "selected", "tab:blue")):
+        if column in shown.columns:
+            values = shown[column].to_numpy() / max(int(mix[column].sum()), 1)
+            axis.bar(positions + offset, values, width=0.4, color=color,
+                     label="pool (ingested)" if column == "pool" else "selection (balanced)")
+    axis.set_xticks(positions, shown["language"].fill_null("?").to_list())
+    axis.set_ylabel("share of captions")
+    axis.set_title("language mix before and after curation")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def language_entry_distributions(counts: pl.DataFrame, thresholds: dict[str, dict], languages: list[str]):
+    """Per language: its entries ranked by matches (log-log), before and after balancing, its own t marked."""
+    figure, axes = _figure(4 * len(languages), 3.6, len(languages))
+    for axis, language in zip(axes, languages):
+        rows = counts.filter(pl.col("language") == language)
+        for column, label, color in (("count", "matches", "tab:gray"), ("selected", "selected", "tab:blue")):
+            values = np.sort(rows[column].fill_null(0).to_numpy())[::-1]
+            values = values[values > 0]
+            axis.loglog(np.arange(1, len(values) + 1), values, color=color, label=label, linewidth=1.5)
+        t = thresholds.get(language, {}).get("t")
+        if t is not None:
+            axis.axhline(t, color="tab:red", linestyle="--", linewidth=1, label=f"t = {t:g}")
+        axis.set_title(f"{language}: {len(rows):,} entries matched")
+        axis.set_xlabel("entry rank")
+        axis.legend(fontsize=7)
+    axes[0].set_ylabel("samples per entry")
+    figure.tight_layout()
+    return figure
+
+
 def matches_histogram(histogram: pl.DataFrame):
     """Captions by the number of entries they matched (0: the caption names nothing in the vocabulary)."""
     figure, (axis,) = _figure(8, 3.5)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline import REPO
@@ -120,16 +121,41 @@ class Run:
                                           "reasons": pl.List(pl.Struct({"reason": pl.String, "rows": pl.Int64})),
                                           "wall_seconds": pl.Float64})
 
+    @property
+    def language_thresholds(self) -> dict[str, dict]:
+        """Worldwide runs: per language its t, how it was set and its tail share (the balance manifest's)."""
+        selection = self.manifests.get(BALANCE.folder)
+        return (selection or {}).get("languages") or {}
+
     def entry_counts(self) -> pl.DataFrame:
         """Entries matched at least once: `count` (matches in the pool), `p`, `selected` (after text
-        balancing) and, once images are deduplicated and rebalanced, `count_final` and `selected_final`."""
-        counts = self.table(COUNT.folder, ["entry_id", "entry", "count", "p", "selected"]).filter(pl.col("count") > 0)
+        balancing) and, once images are deduplicated and rebalanced, `count_final` and `selected_final`.
+        Worldwide runs add each entry's `language` and its language's `t`."""
+        columns = ["entry_id", "entry", "count", "p", "selected"]
+        worldwide = "language" in pq.read_schema(COUNT.file(self.path, "counts")).names
+        counts = self.table(COUNT.folder, columns + (["language"] if worldwide else [])).filter(pl.col("count") > 0)
+        if worldwide and self.language_thresholds:
+            thresholds = pl.DataFrame({"language": list(self.language_thresholds),
+                                       "t": [figures["t"] for figures in self.language_thresholds.values()]})
+            counts = counts.join(thresholds, on="language", how="left")
         final = REBALANCE.file(self.path, "entry_counts")
         if final.is_file():
             after = pl.read_parquet(final, columns=["entry_id", "count", "selected"])
             counts = counts.join(after.rename({"count": "count_final", "selected": "selected_final"}), on="entry_id",
                                  how="left")
         return counts.sort(["count", "entry_id"], descending=[True, False])
+
+    def language_mix(self) -> pl.DataFrame:
+        """Rows per caption language in the pool (ingested) and in the selection, most frequent first; empty for
+        a run whose captions have no language."""
+        if "language" not in ds.dataset(self.path / INGEST.folder, format="parquet").schema.names:
+            return pl.DataFrame(schema={"language": pl.String, "pool": pl.UInt32, "selected": pl.UInt32})
+        pool = self.table(INGEST.folder, ["language"]).group_by("language").len("pool")
+        mix = pool
+        if self.has(BALANCE.folder):
+            selected = self.table(BALANCE.folder, ["language"]).group_by("language").len("selected")
+            mix = pool.join(selected, on="language", how="left").with_columns(pl.col("selected").fill_null(0))
+        return mix.sort(["pool", "language"], descending=[True, False])
 
     def tail_share(self) -> float | None:
         """Share of matched entries at or below t, whose samples balancing keeps whole (MetaCLIP's tail)."""

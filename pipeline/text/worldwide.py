@@ -44,6 +44,10 @@ class WorldwideMatcher:
         for position, language in enumerate(languages):
             if language in self._starts:
                 positions_by_language[language].append(position)
+        if len(positions_by_language) == 1 and len(next(iter(positions_by_language.values()))) == len(captions):
+            language = next(iter(positions_by_language))  # one language in the batch: no regrouping
+            found, start = self._matcher(language).match_batch(captions), self._starts[language]
+            return [[start + entry_id for entry_id in ids] for ids in found] if start else found
         results: list[list[int] | None] = [None] * len(captions)
         for language, positions in positions_by_language.items():
             start = self._starts[language]

@@ -4,17 +4,22 @@ gets its languages identified, each caption matched in its own language, and eac
 import gzip
 import json
 
+import nbformat
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from nbclient import NotebookClient
 from wordfreq import top_n_list
 
+from pipeline.experiments.multilingual import FILES as MULTILINGUAL_FILES
+from pipeline.experiments.multilingual import multilingual_captions
+from pipeline.report.build import write_report
 from pipeline.run.directory import MANIFEST, REJECTS
 from pipeline.run.stages import STAGES
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.ingest import IngestConfig
-from tests.helpers import LAION, MULTILINGUAL_FILES, multilingual_captions
+from tests.helpers import LAION, REPO
 
 pytestmark = pytest.mark.real_data
 
@@ -57,17 +62,25 @@ def test_an_english_pool_is_curated_exactly_as_in_english_only_mode(spark, tmp_p
     assert balance["languages"]["en"]["t"] == 40.0 and set(balance["languages"]) == {"en"}
 
 
-def test_a_multilingual_pool_is_matched_and_balanced_per_language(spark, tmp_path, vocabularies):
+@pytest.fixture(scope="module")
+def multilingual(spark, vocabularies, tmp_path_factory):
+    """A pool of real captions in five languages, no language column (ingest identifies them), curated worldwide;
+    and the language each caption was written in."""
+    folder = tmp_path_factory.mktemp("multilingual")
     captions, languages = [], []
     for language in MULTILINGUAL_FILES:
         captions += multilingual_captions(language, 600)
         languages += [language] * 600
     captions += ["Der Hund läuft über die Wiese im Park.", "ሰላም ለዓለም"]  # the last: a language without vocabulary
-    pool = tmp_path / "pool.parquet"
+    pool = folder / "pool.parquet"
     pq.write_table(pa.table({"url": [f"https://img.example/{index}.jpg" for index in range(len(captions))],
                              "caption": captions}), pool)
-    curate(spark, pool, tmp_path / "run", vocabularies, worldwide=True, identify=True, t=3.0)
-    run = tmp_path / "run"
+    curate(spark, pool, folder / "run", vocabularies, worldwide=True, identify=True, t=3.0)
+    return pool, folder / "run", languages
+
+
+def test_a_multilingual_pool_is_matched_and_balanced_per_language(spark, tmp_path, vocabularies, multilingual):
+    pool, run, languages = multilingual
     ingested = pq.read_table(STAGES["ingest"].path(run), columns=["language"]).column("language").to_pylist()
     assert sum(found == given for found, given in zip(ingested, languages)) >= 0.95 * len(languages)
     balance = json.loads((STAGES["balance"].path(run) / MANIFEST).read_text())
@@ -81,9 +94,26 @@ def test_a_multilingual_pool_is_matched_and_balanced_per_language(spark, tmp_pat
         if language != "en":
             assert threshold["how"] == "derived" and threshold["target_tail_share"] == english_share
     counts = pq.read_table(STAGES["count"].file(run, "counts"))
-    assert set(counts.column("language").to_pylist()) == {"en", *figures} - {None}
+    assert {"en", *figures} <= set(counts.column("language").to_pylist())
     rejects = pq.read_table(STAGES["match"].path(run) / REJECTS).to_pylist()
     assert any(row["reason"] == "no_vocabulary" for row in rejects)
     again = curate(spark, pool, tmp_path / "again", vocabularies, worldwide=True, identify=True, t=3.0)
     assert selected(tmp_path / "again") == selected(run)  # reproducible
     assert again[STAGES["balance"].folder]["languages"] == balance["languages"]
+
+
+def test_the_report_and_notebook_show_the_language_mix_and_each_languages_curve(multilingual, tmp_path,
+                                                                                monkeypatch):
+    _, run, _ = multilingual
+    report = write_report(run, tmp_path / "report")
+    numbers = json.loads((report.parent / "report.json").read_text())
+    mix = {row["language"]: row for row in numbers["languages"]["mix"]}
+    assert all(mix[language]["pool"] >= 570 and 0 < mix[language]["selected"] <= mix[language]["pool"]
+               for language in MULTILINGUAL_FILES)
+    assert (report.parent / "language_mix.png").is_file() and (report.parent / "language_entries.png").is_file()
+    monkeypatch.setenv("METACURATE_RUN", str(run))
+    notebook = nbformat.read(REPO / "notebooks" / "02_tune_t_and_eps.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    languages_cell = next(cell for cell in notebook.cells if "run.language_mix()" in cell.source)
+    assert sum("image/png" in output.get("data", {}) for output in languages_cell.outputs) == 2

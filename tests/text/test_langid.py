@@ -2,8 +2,9 @@
 
 import pytest
 
+from pipeline.experiments.multilingual import FILES as MULTILINGUAL_FILES
+from pipeline.experiments.multilingual import multilingual_captions
 from pipeline.text.langid import identify, identify_all
-from tests.helpers import MULTILINGUAL_FILES, multilingual_captions
 
 PER_LANGUAGE = 2000
 

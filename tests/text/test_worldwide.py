@@ -6,6 +6,8 @@ import pytest
 import wordfreq
 
 from pipeline.errors import UserInputError
+from pipeline.experiments.multilingual import FILES as MULTILINGUAL_FILES
+from pipeline.experiments.multilingual import multilingual_captions
 from pipeline.hashing import content_uid
 from pipeline.text.balancing import entry_probabilities, keep_mask
 from pipeline.text.counting import count_entries
@@ -18,7 +20,6 @@ from pipeline.text.worldwide import (
     t_for_tail_share,
     tail_share,
 )
-from tests.helpers import MULTILINGUAL_FILES, multilingual_captions
 
 
 def test_a_caption_is_matched_against_its_own_language_only():
