@@ -75,6 +75,7 @@ metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base 
 		--out metadata/vocab.txt.gz --provenance metadata/provenance.tsv.gz --report metadata/vocab_build.json
 
 metadata-worldwide: install ## rebuild metadata/worldwide/<language>.txt.gz (EXTRA_de=terms.txt adds a list to a language)
+	$(PYTHON) -m pip install -q -e '.[vocab]'
 	$(PYTHON) -m pipeline.vocab.worldwide \
 		$(foreach var,$(filter EXTRA_%,$(.VARIABLES)),--extra $(patsubst EXTRA_%,%,$(var))=$($(var)))
 

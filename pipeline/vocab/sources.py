@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,19 @@ def wordfreq_unigrams(limit: int | None = None, language: str = "en") -> Source:
     ranked = sorted(get_frequency_dict(language, wordlist="best").items(), key=lambda item: (-item[1], item[0]))
     return Source("wordfreq", ("zipf",), [(word, (round(math.log10(freq) + 9, 2),)) for word, freq in ranked],
                   limit)
+
+
+def thai_words(limit: int | None = None) -> Source:
+    """Thai words by their frequency in the Thai National Corpus, as pythainlp ships them (CC0): wordfreq has no
+    Thai list. Thai is written without spaces; these are the words pythainlp's segmenter finds."""
+    try:
+        from pythainlp.corpus import tnc
+    except ImportError:
+        raise UserInputError("Thai's vocabulary needs pythainlp (pip install -e '.[vocab]')") from None
+    thai = re.compile("[\u0e00-\u0e7f]")
+    ranked = sorted(((word, count) for word, count in tnc.word_freqs() if thai.search(word)),
+                    key=lambda item: (-item[1], item[0]))
+    return Source("tnc", ("count",), [(word, (count,)) for word, count in ranked], limit)
 
 
 def mined_bigrams(directory: Path, limit: int | None = None) -> Source:

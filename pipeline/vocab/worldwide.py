@@ -1,7 +1,8 @@
 """Build the per-language vocabularies of worldwide curation (metadata/worldwide/<language>.txt.gz).
 
 Each language's vocabulary merges, in priority order, wordfreq's word list of that language (most frequent
-first, segmented for Chinese and Japanese) and the user's lists for it (EXTRA_<language>), by the same rules as
+first, segmented for Chinese and Japanese; Thai's from pythainlp's Thai National Corpus frequencies) and the user's
+lists for it (EXTRA_<language>), by the same rules as
 the English vocabulary (pipeline.vocab.build: one entry per matching key, the first spelling wins). English is not
 built here: its vocabulary is the shipped 500k one.
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from pipeline.errors import UserInputError
 from pipeline.text.vocabulary import ENGLISH, VOCABULARY_SUFFIX, WORLDWIDE_METADATA
 from pipeline.vocab.build import build_report, build_vocabulary, write_entries
-from pipeline.vocab.sources import extra_lists, wordfreq_unigrams
+from pipeline.vocab.sources import extra_lists, thai_words, wordfreq_unigrams
 
 DEFAULT_SIZE = 20_000  # entries per language from wordfreq; a user's extra list adds to it
 # Where wordfreq and the language identifier (lid.176) name a language differently, the file takes the name the
@@ -25,16 +26,21 @@ DEFAULT_SIZE = 20_000  # entries per language from wordfreq; a user's extra list
 LANGID_CODES = {"fil": ("tl",), "nb": ("no",), "sh": ("hr", "bs", "sr")}
 
 
+THAI = "th"  # not in wordfreq: its words come from pythainlp (the `vocab` extra)
+
+
 def worldwide_languages() -> list[str]:
-    """Every language wordfreq has a list for, English aside."""
+    """Every language wordfreq has a list for, English aside, and Thai."""
     from wordfreq import available_languages
 
-    return sorted(language for language in available_languages() if language != ENGLISH)
+    return sorted({*available_languages(), THAI} - {ENGLISH})
 
 
 def build_language(language: str, size: int, extra: list[Path]):
-    """wordfreq's `size` most frequent words of the language (if wordfreq knows it), then the extra lists whole."""
-    sources = [wordfreq_unigrams(size, language)] if language in worldwide_languages() else []
+    """The `size` most frequent words of the language (wordfreq's; Thai's from pythainlp), then the extra lists
+    whole."""
+    frequent = thai_words if language == THAI else lambda limit: wordfreq_unigrams(limit, language)
+    sources = [frequent(size)] if language in worldwide_languages() else []
     if extra:
         sources.append(extra_lists(extra))
     if not sources:

@@ -12,7 +12,7 @@ from pipeline.hashing import content_uid
 from pipeline.text.balancing import entry_probabilities, keep_mask
 from pipeline.text.counting import count_entries
 from pipeline.text.matching import Matcher
-from pipeline.text.vocabulary import Vocabulary, worldwide_vocabulary
+from pipeline.text.vocabulary import WORLDWIDE_METADATA, Vocabulary, load_vocabulary, worldwide_vocabulary
 from pipeline.text.worldwide import (
     WorldwideMatcher,
     entry_thresholds,
@@ -20,6 +20,7 @@ from pipeline.text.worldwide import (
     t_for_tail_share,
     tail_share,
 )
+from pipeline.vocab.entries import SHIPPED_VOCABULARY
 
 
 def test_a_caption_is_matched_against_its_own_language_only():
@@ -117,3 +118,17 @@ def test_worldwide_keep_decisions_do_not_depend_on_batching():
     assert (whole == in_pieces).all()
     kept_de = whole[[language == "de" for _, language in captions]].sum()
     assert 0 < kept_de < 100  # German capped near its own t (10 per entry, 2 entries), not English's
+
+
+def test_the_shipped_vocabularies_load_and_thai_and_chinese_match_unsegmented():
+    vocabulary = load_vocabulary(SHIPPED_VOCABULARY, WORLDWIDE_METADATA)
+    assert len(vocabulary.languages) >= 40 and vocabulary.languages[0] == "en"
+    assert {"de", "fr", "cs", "zh", "ja", "th"} <= set(vocabulary.languages)
+    assert all(len(block) >= 10_000 for block in vocabulary.blocks())
+    matcher, start = WorldwideMatcher(vocabulary, "default"), vocabulary.start_of()
+    entries = vocabulary.entries
+    thai, chinese = matcher.match_batch(["แมวนอนอยู่บนโซฟาสีแดง", "一只小狗在草地上奔跑"], ["th", "zh"])
+    assert {"แมว", "โซฟา"} <= {entries[entry_id] for entry_id in thai}  # cat, sofa: inside unspaced Thai
+    assert {"小狗", "草地"} <= {entries[entry_id] for entry_id in chinese}
+    assert all(start["th"] <= entry_id < start["th"] + len(vocabulary.blocks()[vocabulary.languages.index("th")])
+               for entry_id in thai)
