@@ -23,6 +23,8 @@ EXTRA ?= $(foreach level,10 20 35 40 50 55 60 70,$(SCOWL)/english-words.$(level)
 	$(foreach level,35 40 50 60 70 80 95,$(SCOWL)/english-proper-names.$(level)) $(SCOWL)/english-words.80
 MIN_COUNT ?= 3
 MIN_PMI ?= 8
+# Captions beside the repo that the worldwide vocabularies mine their bigrams from (make metadata-worldwide)
+WORLDWIDE_CAPTIONS ?= $(foreach language,de fr cs,$(language)=../shared/data/captions/multilingual/multi30k_train.$(language).gz)
 
 .PHONY: install demo curate extract-crawl demo-crawl demo-worldwide images demo-images metadata metadata-worldwide train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
 	gpu-wheels gpu-check clean
@@ -76,7 +78,7 @@ metadata: install ## rebuild metadata/vocab.txt.gz (needs Debian's wordnet-base 
 
 metadata-worldwide: install ## rebuild metadata/worldwide/<language>.txt.gz (EXTRA_de=terms.txt adds a list to a language)
 	$(PYTHON) -m pip install -q -e '.[vocab]'
-	$(PYTHON) -m pipeline.vocab.worldwide \
+	$(PYTHON) -m pipeline.vocab.worldwide $(foreach pair,$(WORLDWIDE_CAPTIONS),--captions $(pair)) \
 		$(foreach var,$(filter EXTRA_%,$(.VARIABLES)),--extra $(patsubst EXTRA_%,%,$(var))=$($(var)))
 
 SHARDS ?= runs/demo-images/shards

@@ -5,6 +5,7 @@ Every reader turns a missing or unusable input into a UserInputError that names 
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import re
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserInputError
+from pipeline.vocab.bigrams import BigramThresholds, sort_bigrams
 
 WORDNET_POS = ("noun", "verb", "adj", "adv")
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -103,11 +105,18 @@ def thai_words(limit: int | None = None) -> Source:
     return Source("tnc", ("count",), [(word, (count,)) for word, count in ranked], limit)
 
 
+def _bigram_source(table: pa.Table, limit: int | None) -> Source:
+    table = sort_bigrams(table)
+    rows = zip(*(table.column(name).to_pylist() for name in ("bigram", "count", "pmi")))
+    return Source("bigram", ("count", "pmi"), [(bigram, (count, round(pmi, 3))) for bigram, count, pmi in rows],
+                  limit)
+
+
 def mined_bigrams(directory: Path, limit: int | None = None) -> Source:
     """The bigrams written by the mining job (jobs/mine_bigrams.py), highest PMI first."""
     from pipeline.run.directory import MANIFEST
     from pipeline.run.stages import STAGES
-    from pipeline.vocab.bigrams import BIGRAM_SCHEMA, sort_bigrams
+    from pipeline.vocab.bigrams import BIGRAM_SCHEMA
 
     path = Path(directory) / STAGES["bigrams"].files["bigrams"]
     if not (Path(directory) / MANIFEST).is_file() or not path.is_file():
@@ -118,22 +127,31 @@ def mined_bigrams(directory: Path, limit: int | None = None) -> Source:
         raise UserInputError(f"{path}: not a readable Parquet file ({err})") from None
     if not set(BIGRAM_SCHEMA.names) <= set(table.column_names):
         raise UserInputError(f"{path}: expected columns {', '.join(BIGRAM_SCHEMA.names)}")
-    table = sort_bigrams(table)
-    rows = zip(*(table.column(name).to_pylist() for name in ("bigram", "count", "pmi")))
-    return Source("bigram", ("count", "pmi"), [(bigram, (count, round(pmi, 3))) for bigram, count, pmi in rows],
-                  limit)
+    return _bigram_source(table, limit)
 
 
-def _list_lines(path: Path) -> list[str]:
+def caption_bigrams(paths: list[Path], thresholds: BigramThresholds = BigramThresholds(),
+                    limit: int | None = None) -> Source:
+    """Bigrams mined in this process from files of captions (one a line, gzip or not), highest PMI first: a
+    language's own captions, a corpus small enough for one process (the job does the same on Spark)."""
+    from pipeline.vocab.bigrams import NgramCounts, score_bigrams
+
+    captions = [line for path in map(Path, paths) for line in _list_lines(path, "caption file")]
+    return _bigram_source(score_bigrams(NgramCounts.of(captions), thresholds), limit)
+
+
+def _list_lines(path: Path, what: str = "extra list") -> list[str]:
+    """The non-blank lines of a text file, gzip-compressed or not."""
     try:
         raw = path.read_bytes()
-    except OSError as err:
-        raise UserInputError(f"{path}: cannot read extra list ({err.strerror or err})") from None
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError) as err:
+        raise UserInputError(f"{path}: cannot read {what} ({getattr(err, 'strerror', None) or err})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise UserInputError(f"{path}:{line}: extra list is not valid UTF-8") from None
+        raise UserInputError(f"{path}:{line}: {what} is not valid UTF-8") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -38,7 +38,7 @@ def test_metaclip_mode_equals_metaclip_loop_on_every_real_caption(captions, entr
 
 def test_metaclip_mode_equals_metaclip_loop_with_the_full_vocabulary(captions, entries):
     matcher = Matcher(entries, mode="metaclip")
-    sample = captions[::100]
+    sample = captions[::250]  # the reference loop tests all 500k entries per caption: about 50 ms each
     assert [matcher.match(text) for text in sample] == [metaclip_reference(text, entries) for text in sample]
 
 
