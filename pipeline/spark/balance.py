@@ -31,7 +31,7 @@ from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
 from pipeline.text.ingest import with_carried
-from pipeline.text.worldwide import entry_thresholds, language_thresholds
+from pipeline.text.worldwide import EntryLanguages, entry_thresholds, language_thresholds
 
 BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
 SELECTION_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -100,20 +100,21 @@ def keep_probabilities_for(spark: SparkSession, matches: Callable[[], DataFrame]
     no Spark job (not even the listing of the matches).
     """
     given = dict(config.t_per_language)
+    languages = None if entry_languages is None else EntryLanguages.of(entry_languages)
 
     def probabilities(t: float) -> np.ndarray:
-        if entry_languages is None:
+        if languages is None:
             return entry_probabilities(counts, t)
-        thresholds = language_thresholds(counts, entry_languages, t, given)
-        return entry_probabilities(counts, entry_thresholds(entry_languages, thresholds))
+        return entry_probabilities(counts, entry_thresholds(languages, language_thresholds(counts, languages, t,
+                                                                                           given)))
 
     t = config.t
     if config.target_size is not None:
         t = solve_t_distributed(spark, matches(), probabilities, float(max(counts.max(), 1)), config.target_size)
     summary = {"t": t}
-    if entry_languages is not None:
+    if languages is not None:
         summary["languages"] = {language: asdict(threshold) for language, threshold in
-                                language_thresholds(counts, entry_languages, t, given).items()}
+                                language_thresholds(counts, languages, t, given).items()}
     return probabilities(t), summary
 
 

@@ -83,11 +83,26 @@ class LanguageThreshold:
     how: str  # "given" (English's t, or --t-per-language), "derived" (the tail-share rule)
 
 
-def language_thresholds(counts: np.ndarray, entry_languages: np.ndarray, english_t: float,
+@dataclass(frozen=True)
+class EntryLanguages:
+    """Each entry's language, as an index into `names`: a language's entries are found by comparing integers,
+    which balancing does for every language at every step of solving t."""
+
+    names: tuple[str, ...]
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, languages) -> EntryLanguages:
+        names, codes = np.unique(np.asarray(languages, dtype=str), return_inverse=True)
+        return cls(tuple(names), codes)
+
+
+def language_thresholds(counts: np.ndarray, entry_languages: EntryLanguages, english_t: float,
                         given: dict[str, float] | None = None) -> dict[str, LanguageThreshold]:
     """A t for every language with matches: English's, a given one, or the one the tail-share rule derives."""
     given = dict(given or {})
-    by_language = {language: counts[entry_languages == language] for language in np.unique(entry_languages)}
+    by_language = {language: counts[entry_languages.codes == code]
+                   for code, language in enumerate(entry_languages.names)}
     english = by_language.get(ENGLISH)
     target = tail_share(english, english_t) if english is not None and english.sum() else None
     thresholds = {}
@@ -106,9 +121,7 @@ def language_thresholds(counts: np.ndarray, entry_languages: np.ndarray, english
     return thresholds
 
 
-def entry_thresholds(entry_languages: np.ndarray, thresholds: dict[str, LanguageThreshold]) -> np.ndarray:
+def entry_thresholds(entry_languages: EntryLanguages, thresholds: dict[str, LanguageThreshold]) -> np.ndarray:
     """Each entry's t (0 for a language without matches: its entries have no count to cap)."""
-    per_entry = np.zeros(len(entry_languages), dtype=np.float64)
-    for language, threshold in thresholds.items():
-        per_entry[entry_languages == language] = threshold.t
-    return per_entry
+    by_code = np.array([thresholds[name].t if name in thresholds else 0.0 for name in entry_languages.names])
+    return by_code[entry_languages.codes]

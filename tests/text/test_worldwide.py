@@ -14,6 +14,7 @@ from pipeline.text.counting import count_entries
 from pipeline.text.matching import Matcher
 from pipeline.text.vocabulary import WORLDWIDE_METADATA, Vocabulary, load_vocabulary, worldwide_vocabulary
 from pipeline.text.worldwide import (
+    EntryLanguages,
     WorldwideMatcher,
     entry_thresholds,
     language_thresholds,
@@ -65,7 +66,7 @@ def test_the_tail_share_t_is_the_nearest_the_counts_allow():
 
 
 def test_without_english_matches_a_derived_t_needs_a_given_one():
-    counts, languages = np.array([0, 0, 5, 3]), np.array(["en", "en", "de", "de"], dtype=object)
+    counts, languages = np.array([0, 0, 5, 3]), EntryLanguages.of(["en", "en", "de", "de"])
     with pytest.raises(UserInputError, match="--t-per-language"):
         language_thresholds(counts, languages, 10.0)
     assert language_thresholds(counts, languages, 10.0, {"de": 4.0})["de"].t == 4.0
@@ -86,7 +87,7 @@ def test_each_language_gets_englishs_tail_share_on_the_real_multilingual_caption
     found = WorldwideMatcher(vocabulary, "default").match_batch(captions, languages)
     counts = count_entries([ids for ids in found], len(vocabulary.entries))
     entry_languages = vocabulary.entry_languages()
-    thresholds = language_thresholds(counts, entry_languages, english_t=200.0)
+    thresholds = language_thresholds(counts, EntryLanguages.of(entry_languages), english_t=200.0)
     english = thresholds["en"].tail_share
     assert 0.05 < english < 0.95  # a tail and a head: the rule has something to match
     report = {}
@@ -108,8 +109,9 @@ def test_worldwide_keep_decisions_do_not_depend_on_batching():
     ids = matcher.match_batch([text for text, _ in captions], [language for _, language in captions])
     uids = [content_uid(str(position).encode(), text.encode()) for position, (text, _) in enumerate(captions)]
     counts = count_entries(ids, len(vocabulary.entries))
-    thresholds = language_thresholds(counts, vocabulary.entry_languages(), 20.0, {"de": 10.0})
-    probs = entry_probabilities(counts, entry_thresholds(vocabulary.entry_languages(), thresholds))
+    languages = EntryLanguages.of(vocabulary.entry_languages())
+    thresholds = language_thresholds(counts, languages, 20.0, {"de": 10.0})
+    probs = entry_probabilities(counts, entry_thresholds(languages, thresholds))
     whole = keep_mask(uids, ids, probs, seed=7)
     order = np.random.default_rng(1).permutation(len(uids))
     in_pieces = np.zeros(len(uids), dtype=bool)
