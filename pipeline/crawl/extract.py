@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.crawl.files import open_stream
-from pipeline.text.langid import identify_all
 from pipeline.crawl.links import ImageLink, LinkLimits, finish_links, page_base
 from pipeline.crawl.pages import Page, PageError, may_describe_page, page_from_html, page_from_wat
 from pipeline.hashing import content_uid
 from pipeline.run.directory import REJECT_SCHEMA
+from pipeline.text.langid import identify_all
 
 FORMATS = ("auto", "wat", "warc")
 _RECORD_TYPES = {"wat": WarcRecordType.metadata,
@@ -124,7 +124,8 @@ class _PageBatch:
                                 pa.array(self.bases, pa.string()), config.limits)
         page_urls, offsets = pa.array(self.urls, pa.string()), pa.array(self.offsets, pa.int64())
         kept = pc.is_null(finished.reason)
-        kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(pc.invert(kept))
+        rejected = pc.invert(kept)
+        kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(rejected)
         urls, captions = finished.url.filter(kept).to_pylist(), finished.caption.filter(kept).to_pylist()
         languages, scores = identify_all(captions) if config.language_id else (None, None)
         titles = pa.array([link.title for link in self.links], pa.string()).filter(kept) if config.titles else None
@@ -138,9 +139,9 @@ class _PageBatch:
         rejects = pa.table({
             "uid": pa.nulls(len(rejected_pages), pa.string()), "reason": finished.reason.drop_null(),
             "detail": pc.binary_join_element_wise(page_urls.take(rejected_pages),
-                                                  pc.cast(link_index.filter(pc.invert(kept)), pa.string()), " img "),
+                                                  pc.cast(link_index.filter(rejected), pa.string()), " img "),
             "source_file": [location] * len(rejected_pages), "source_row": offsets.take(rejected_pages),
-            "preview": pc.utf8_slice_codeunits(srcs.filter(pc.invert(kept)), 0, 200),
+            "preview": pc.utf8_slice_codeunits(srcs.filter(rejected), 0, 200),
         }, schema=REJECT_SCHEMA)
         return links, rejects
 

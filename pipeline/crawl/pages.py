@@ -115,11 +115,12 @@ def may_describe_page(payload: bytes) -> bool:
 def page_from_wat(payload: bytes) -> Page | None:
     """The page a WAT metadata record describes; None for a record about no HTML page."""
     try:
-        record = _WAT_RECORD.decode(payload)
-    except msgspec.ValidationError:  # valid JSON of unexpected shape in the links' branch: read it loosely
-        return _page_from_odd_wat(msgspec.json.decode(payload))
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None
+        try:
+            record = _WAT_RECORD.decode(payload)
+        except msgspec.ValidationError:  # valid JSON of unexpected shape in the links' branch: read it loosely
+            return _page_from_odd_wat(msgspec.json.decode(payload))
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:  # the loose reading also checks what the typed
+        raise PageError("invalid_json", f"WAT record is not JSON: {error}") from None  # one skips (UTF-8, numbers)
     html = record.Envelope and record.Envelope.payload and record.Envelope.payload.response and \
         record.Envelope.payload.response.html
     if html is None:

@@ -93,10 +93,11 @@ def _languages(run: Run, numbers: dict, shown: int = 6) -> Section | None:
     numbers["languages"] = {"mix": mix.to_dicts(), "thresholds": thresholds}
     section.note("Each caption was matched against its own language's vocabulary; each language's t is English's "
                  "or the one whose tail share (matches in entries with count <= t) is nearest English's.")
-    rows = [(row["language"], row["pool"], row.get("selected"), thresholds.get(row["language"], {}).get("t"),
-             thresholds.get(row["language"], {}).get("how"), _percent(thresholds.get(row["language"], {})
-                                                                       .get("tail_share")))
-            for row in mix.iter_rows(named=True)]
+    rows = []
+    for row in mix.iter_rows(named=True):
+        threshold = thresholds.get(row["language"], {})
+        rows.append((row["language"], row["pool"], row.get("selected"), threshold.get("t"), threshold.get("how"),
+                     _percent(threshold.get("tail_share"))))
     section.add(table(["language", "pool", "selected", "t", "t set by", "tail share"], rows, table_id="languages"))
     section.figure("language_mix.png", figures.language_mix(mix), "each language's share before and after")
     if thresholds:

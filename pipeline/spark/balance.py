@@ -29,7 +29,14 @@ from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl, work_dir
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
-from pipeline.text.counting import COUNTS_SCHEMA, count_entries, counts_table, sparse_counts, sum_sparse_counts
+from pipeline.text.counting import (
+    COUNTS_SCHEMA,
+    count_entries,
+    counts_table,
+    entry_languages,
+    sparse_counts,
+    sum_sparse_counts,
+)
 from pipeline.text.ingest import with_carried
 from pipeline.text.worldwide import EntryLanguages, entry_thresholds, language_thresholds
 
@@ -92,7 +99,7 @@ def solve_t_distributed(spark: SparkSession, matches: DataFrame, probabilities: 
 
 
 def keep_probabilities_for(spark: SparkSession, matches: Callable[[], DataFrame], counts: np.ndarray,
-                           entry_languages: np.ndarray | None, config: BalanceConfig) -> tuple[np.ndarray, dict]:
+                           languages: np.ndarray | None, config: BalanceConfig) -> tuple[np.ndarray, dict]:
     """Each entry's keep probability, and the summary of how it was set: t (the configured one, or the one whose
     expected selection has the target size) and, worldwide, every language's t by MetaCLIP 2's rule.
 
@@ -100,21 +107,20 @@ def keep_probabilities_for(spark: SparkSession, matches: Callable[[], DataFrame]
     no Spark job (not even the listing of the matches).
     """
     given = dict(config.t_per_language)
-    languages = None if entry_languages is None else EntryLanguages.of(entry_languages)
+    coded = None if languages is None else EntryLanguages.of(languages)
 
     def probabilities(t: float) -> np.ndarray:
-        if languages is None:
+        if coded is None:
             return entry_probabilities(counts, t)
-        return entry_probabilities(counts, entry_thresholds(languages, language_thresholds(counts, languages, t,
-                                                                                           given)))
+        return entry_probabilities(counts, entry_thresholds(coded, language_thresholds(counts, coded, t, given)))
 
     t = config.t
     if config.target_size is not None:
         t = solve_t_distributed(spark, matches(), probabilities, float(max(counts.max(), 1)), config.target_size)
     summary = {"t": t}
-    if languages is not None:
+    if coded is not None:
         summary["languages"] = {language: asdict(threshold) for language, threshold in
-                                language_thresholds(counts, languages, t, given).items()}
+                                language_thresholds(counts, coded, t, given).items()}
     return probabilities(t), summary
 
 
@@ -146,12 +152,11 @@ def balance_into(spark: SparkSession, samples: DataFrame | ParquetParts, probs: 
 
 
 def _rewrite_entry_counts(run_dir: Path, entries: list[str], counts: np.ndarray, probs: np.ndarray,
-                          selected: np.ndarray, entry_languages: np.ndarray | None, balance: dict) -> None:
+                          selected: np.ndarray, languages: np.ndarray | None, balance: dict) -> None:
     """entry_counts gains the after-balancing columns; its own fingerprint (the count stage's) stays."""
     manifest = read_manifest(COUNT.path(run_dir))
-    languages = {} if entry_languages is None else {"language": entry_languages}
     with staged_dir(run_dir, COUNT.folder) as temporary:
-        table = counts_table(entries, counts, **languages, p=probs, selected=selected.astype(np.int64))
+        table = counts_table(entries, counts, languages, p=probs, selected=selected.astype(np.int64))
         pq.write_table(table, temporary / COUNT.files["counts"])
         write_json_atomic(temporary / MANIFEST, {**manifest, "balance": balance})
 
@@ -171,21 +176,20 @@ def run_balance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force
     def body(out_dir: Path) -> StageResult:
         counts_file = pq.read_table(COUNT.file(run_dir, "counts"))
         counts, entries = counts_file.column("count").to_numpy(), counts_file.column("entry").to_pylist()
-        entry_languages = counts_file.column("language").to_numpy(zero_copy_only=False) \
-            if "language" in counts_file.column_names else None
+        languages = entry_languages(counts_file)
         schema = with_carried(SELECTION_SCHEMA, ds.dataset(MATCH.path(run_dir), format="parquet").schema.names)
         columns = ["uid", "url", "caption", "entry_ids", *schema.names[len(SELECTION_SCHEMA):]]
         probs, summary = keep_probabilities_for(
             spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts,
-            entry_languages, config)
+            languages, config)
         outcome = balance_into(spark, ParquetParts(spark, MATCH.path(run_dir), columns), probs, config.seed, out_dir,
                                schema)
         summary.update(expected_size=outcome.expected, selected=outcome.selected)
-        if entry_languages is not None:
+        if languages is not None:
             pool, curated = language_sizes(spark, STAGES["ingest"].path(run_dir)), language_sizes(spark, out_dir)
             for language, figures in summary["languages"].items():
                 figures.update(pool=pool.get(language, 0), curated=curated.get(language, 0))
-        _rewrite_entry_counts(run_dir, entries, counts, probs, outcome.selected_counts, entry_languages, summary)
+        _rewrite_entry_counts(run_dir, entries, counts, probs, outcome.selected_counts, languages, summary)
         return StageResult(rows_in=manifests[MATCH.folder]["rows_out"], rows_out=outcome.selected,
                            rejected=outcome.rejected, extra=summary)
 

@@ -51,8 +51,7 @@ def run_count(run_dir: Path, vocabulary: Vocabulary, force: bool = False) -> dic
 
     def body(out_dir: Path) -> StageResult:
         counts = sum_sparse_counts(partial_counts, len(entries))
-        extra = {} if languages is None else {"language": languages}
-        pq.write_table(counts_table(entries, counts, **extra), out_dir / COUNT.files["counts"])
+        pq.write_table(counts_table(entries, counts, languages), out_dir / COUNT.files["counts"])
         return StageResult(rows_in=upstream["rows_out"], rows_out=upstream["rows_out"], extra={
             "entries": len(entries), "entries_matched": int((counts > 0).sum()),
             "matches": int(counts.sum())})

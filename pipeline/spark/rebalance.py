@@ -24,7 +24,7 @@ from pipeline.spark.balance import balance_into, keep_probabilities_for
 from pipeline.spark.count import entry_counts
 from pipeline.spark.outputs import materialize, work_dir
 from pipeline.text.balancing import BalanceConfig
-from pipeline.text.counting import counts_table
+from pipeline.text.counting import counts_table, entry_languages
 
 REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (
     STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup"))
@@ -51,8 +51,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     applied = None if dedup is None else chosen_eps(dedup["eps"], eps)
     entry_table = pq.read_table(COUNT.file(run_dir, "counts"))
     entries = entry_table.column("entry").to_pylist()
-    entry_languages = entry_table.column("language").to_numpy(zero_copy_only=False) \
-        if "language" in entry_table.column_names else None
+    languages = entry_languages(entry_table)
 
     def body(out_dir: Path) -> StageResult:
         try:
@@ -74,10 +73,9 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
         survivors = (spark.read.parquet(str(BALANCE.path(run_dir))).join(kept_uids, "uid", "left_semi")
                      .select("uid", "url", "caption", "entry_ids"))
         counts = entry_counts(survivors, len(entries))
-        probs, summary = keep_probabilities_for(spark, lambda: survivors, counts, entry_languages, config)
+        probs, summary = keep_probabilities_for(spark, lambda: survivors, counts, languages, config)
         outcome = balance_into(spark, survivors, probs, config.seed, out_dir)
-        languages = {} if entry_languages is None else {"language": entry_languages}
-        pq.write_table(counts_table(entries, counts, **languages, p=probs, selected=outcome.selected_counts),
+        pq.write_table(counts_table(entries, counts, languages, p=probs, selected=outcome.selected_counts),
                        out_dir / REBALANCE.files["entry_counts"])
         summary.update({"expected_size": outcome.expected, "selected": outcome.selected,
                         "entries_matched": int((counts > 0).sum()),

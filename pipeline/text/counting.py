@@ -33,10 +33,19 @@ def sum_sparse_counts(directory: Path, vocabulary_size: int) -> np.ndarray:
                        minlength=vocabulary_size).astype(np.int64)
 
 
-def counts_table(entries: list[str], counts: np.ndarray, **extra_columns) -> pa.Table:
-    """The entry_counts dataset: one row per vocabulary entry, in vocabulary order."""
+def counts_table(entries: list[str], counts: np.ndarray, languages: np.ndarray | None = None,
+                 **extra_columns) -> pa.Table:
+    """The entry_counts dataset: one row per vocabulary entry, in vocabulary order; worldwide, each entry's
+    language."""
     columns = {"entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
                "entry": pa.array(entries, pa.string()),
                "count": pa.array(counts.astype(np.int64))}
+    if languages is not None:
+        columns["language"] = pa.array(languages, pa.string())
     columns.update({name: pa.array(values) for name, values in extra_columns.items()})
     return pa.table(columns)
+
+
+def entry_languages(table: pa.Table) -> np.ndarray | None:
+    """Each entry's language from an entry_counts table; None for a run curated in one vocabulary."""
+    return table.column("language").to_numpy(zero_copy_only=False) if "language" in table.column_names else None

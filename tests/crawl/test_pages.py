@@ -40,6 +40,7 @@ def test_metadata_that_is_no_object_describes_no_page(html_metadata):
     wat_record({"Links": []})[:-3],  # cut short
     wat_record({"Links": [{"path": "IMG@/src", "url": "PLACE"}]}).replace(b"PLACE", b"\xff\xfe"),  # not UTF-8
     b'{"Envelope": {"a": [1, 2}, "HTML-Metadata": {}}',  # broken where nothing is read
+    wat_record({"Head": 7, "Links": [], "Title": "PLACE"}).replace(b"PLACE", b"\xff"),  # odd shape and not UTF-8
 ])
 def test_records_whose_json_does_not_parse_get_the_reason(payload):
     with pytest.raises(PageError) as raised:
