@@ -130,6 +130,7 @@ test-fast: install ## unit tests only (no Spark, cluster, torchrun, notebook or 
 
 bench: install
 	$(PYTHON) -m bench.text_curation
+	$(PYTHON) -m bench.compiled_matcher
 	$(PYTHON) -m bench.images
 	$(PYTHON) -m bench.dedup
 	$(PYTHON) -m bench.crawl

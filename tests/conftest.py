@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from pipeline.experiments.longtail import free_port
 from tests.helpers import (
     BIN,
+    CIFAR_TEST_PER_CLASS,
     ENV,
     NO_SHARED_DATA,
     REPO,
@@ -50,6 +52,17 @@ def pytest_terminal_summary(terminalreporter):
                                    bold=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def automaton_cache(tmp_path_factory) -> Path:
+    """Compiled matchers cache their automata here, not in the user's cache (set before Spark starts, so that
+    its workers inherit it)."""
+    from pipeline.text.token_automaton import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def captions() -> list[str]:
     return real_captions()
@@ -69,6 +82,23 @@ def spark():
     session = get_spark("metacurate-tests", "local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def cifar_test_subset(tmp_path_factory) -> Path:
+    """The first CIFAR_TEST_PER_CLASS photos of each class of CIFAR-10's test set, in its layout
+    (test/<class>/<file>): zero-shot evaluation of all 10,000 is most of a small training run's time."""
+    source_path = SHARED / "images" / "cifar10_test.tar.gz"
+    require_shared_data(source_path)
+    out = tmp_path_factory.mktemp("cifar_test") / "test.tar"
+    taken: dict[str, int] = {}
+    with tarfile.open(source_path) as source, tarfile.open(out, "w") as subset:
+        for member in source:
+            label = member.name.split("/")[1] if member.isfile() else ""
+            if label and taken.get(label, 0) < CIFAR_TEST_PER_CLASS:
+                taken[label] = taken.get(label, 0) + 1
+                subset.addfile(member, source.extractfile(member))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from pipeline.experiments.image_server import SERVED_FROM
 from pipeline.image.download import DownloadOptions
 
 SHARED = REPO.parent / "shared" / "data"
+CIFAR_TEST_PER_CLASS = 200  # photos a class in the tests' CIFAR-10 test subset (of 1,000 a class)
 LAION = SHARED / "captions" / "laion_style_10k.parquet"
 CC3M = SHARED / "captions" / "cc3m_val.tsv"
 VOCAB = REPO / "metadata" / "vocab.txt.gz"
@@ -121,3 +122,12 @@ def write_demo_shards(folder: Path, count: int, per_shard: int, damaged: dict[in
         paths.append(str(path))
     return paths
 
+
+def metaclip_reference(text: str, entries: list[str]) -> list[int]:
+    """MetaCLIP v1's substr_matching, written plainly: spacing, then a loop over every entry."""
+    spaced = f" {text} "
+    for punct in [",", ".", ";", ":", "?", "!", "`"]:
+        spaced = spaced.replace(punct, f" {punct} ")
+    for char in ["\t", "\n", "\r"]:
+        spaced = spaced.replace(char, " ")
+    return [entry_id for entry_id, entry in enumerate(entries) if f" {entry} " in spaced]

@@ -21,9 +21,13 @@ from operator import itemgetter
 from typing import Callable, Iterable, Iterator, Sequence
 
 import ahocorasick
+import numpy as np
+import pyarrow as pa
 import wordfreq
 
 from pipeline.errors import UserInputError
+from pipeline.text import token_kernel
+from pipeline.text.token_automaton import TokenAutomaton, cached_automaton
 
 DEFAULT_MODE = "default"
 MODES = (DEFAULT_MODE, "metaclip")
@@ -152,6 +156,8 @@ class Matcher:
         # a negative index into _shared_ids; a plain key's value is its entry id (the fast path).
         self._shared_ids: list[tuple[int, ...]] = []
         self._automaton = self._build(entries)
+        self._entries = entries
+        self._token_automaton: TokenAutomaton | None = None
 
     def _build(self, entries: Sequence[str]) -> ahocorasick.Automaton:
         ids_by_key: dict[str, list[int]] = {}
@@ -196,3 +202,35 @@ class Matcher:
                     found = self._expand_shared(found)
                 results.append(sorted(found))
         return results
+
+    def token_keys(self) -> list[list[bytes]]:
+        """Each entry's key as the compiled matcher sees it: its UTF-8 tokens, split on single spaces."""
+        return [_entry_key(entry, self.mode)[1:-1].encode("utf-8").split(b" ") for entry in self._entries]
+
+    def match_arrow(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+        """match() of each caption of an Arrow string array (a null caption gives null), as list<int32>.
+
+        Compiled (pipeline.text.token_kernel) for languages written with spaces; captions in default mode are
+        normalized by default_normalize first. Spaceless languages take match_batch's path.
+        """
+        if isinstance(captions, pa.ChunkedArray):
+            captions = captions.combine_chunks() if captions.num_chunks != 1 else captions.chunk(0)
+        if self.language in SPACELESS_LANGUAGES:
+            return pa.array([None if text is None else ids for text, ids in
+                             zip(captions.to_pylist(), self.match_batch(captions.fill_null("").to_pylist()))],
+                            pa.list_(pa.int32()))
+        if self.mode != "metaclip":
+            captions = pa.array([None if text is None else default_normalize(text) for text in captions.to_pylist()],
+                                pa.large_string())
+        if self._token_automaton is None:
+            self._token_automaton = cached_automaton(self.token_keys())
+        valid = np.ones(len(captions), np.bool_) if captions.null_count == 0 else \
+            captions.is_valid().to_numpy(zero_copy_only=False)
+        offset_type = np.int64 if pa.types.is_large_string(captions.type) else np.int32
+        _, offsets_buffer, data_buffer = captions.buffers()
+        offsets = np.frombuffer(offsets_buffer, offset_type)[captions.offset: captions.offset + len(captions) + 1]
+        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        walk = token_kernel.match_metaclip if self.mode == "metaclip" else token_kernel.match_normalized
+        out_offsets, out_values = walk(self._token_automaton, data, offsets, valid)
+        return pa.ListArray.from_arrays(pa.array(out_offsets), pa.array(out_values),
+                                        mask=None if captions.null_count == 0 else pa.array(~valid))

@@ -25,7 +25,7 @@ from pipeline.experiments.image_server import ImageServer
 from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.stages import STAGES
 from pipeline.semantic.embedding import embed_images, load_embedder
-from tests.helpers import OPTIONS, REPO, SHARED, open_when_peer_opens, write_demo_shards
+from tests.helpers import CIFAR_TEST_PER_CLASS, OPTIONS, REPO, SHARED, open_when_peer_opens, write_demo_shards
 
 CLASSES = REPO / "data" / "cifar10_classes.txt"
 TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
@@ -39,21 +39,23 @@ def log_losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def assert_learned(out: Path, summary: dict) -> dict:
+def assert_learned(out: Path, summary: dict, test_images: Path) -> dict:
     losses = log_losses(out)
     assert summary["steps"] == 300 and summary["samples_seen"] == 9600
     assert np.mean(losses[-2:]) < losses[0] - 0.8, losses  # from near ln(32) = 3.47 at the start
-    results = evaluate(summary["checkpoint"], classes=CLASSES, images=TEST_IMAGES)["zero_shot"]
-    assert results["images"] == 10_000 and results["top1"] > 0.18, results  # chance is 0.10
+    results = evaluate(summary["checkpoint"], classes=CLASSES, images=test_images)["zero_shot"]
+    print(f"zero-shot top-1 after 9,600 samples of {out.name}: {results['top1']:.3f}")
+    assert results["images"] == 10 * CIFAR_TEST_PER_CLASS and results["top1"] > 0.18, results  # chance is 0.10
     return results
 
 
 @pytest.mark.real_data
-def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(demo_run, tmp_path):
+def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(demo_run, cifar_test_subset,
+                                                                            tmp_path):
     shards = demo_run[0] / "shards"
     summary = train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train",
-                    zero_shot=ZeroShotEval(CLASSES, TEST_IMAGES, every=150))
-    zero_shot = assert_learned(tmp_path / "train", summary)
+                    zero_shot=ZeroShotEval(CLASSES, cifar_test_subset, every=150))
+    zero_shot = assert_learned(tmp_path / "train", summary, cifar_test_subset)
     log = tmp_path / "train" / STAGES["train"].files["zero_shot_log"]
     measured = [json.loads(line) for line in log.read_text().splitlines()]
     assert [row["step"] for row in measured] == [150, 300]  # while training, and the last equals the checkpoint's
@@ -87,7 +89,7 @@ def class_balanced_cifar(folder: Path, per_class: int) -> dict[str, Path]:
 
 
 @pytest.mark.real_data
-def test_tiny_model_learns_on_img2dataset_shards(tmp_path):
+def test_tiny_model_learns_on_img2dataset_shards(cifar_test_subset, tmp_path):
     files = class_balanced_cifar(tmp_path, per_class=60)
     names = sorted(files)
     with ImageServer(files) as server:
@@ -99,7 +101,7 @@ def test_tiny_model_learns_on_img2dataset_shards(tmp_path):
     summary = train(TrainConfig(shards=tuple(str(path) for path in tars), **{**LEARNS, "workers": 0}),
                     tmp_path / "train")
     assert summary["skipped"] == {}
-    assert_learned(tmp_path / "train", summary)
+    assert_learned(tmp_path / "train", summary, cifar_test_subset)
 
 
 RESUME = ["--samples", "640", "--batch-size", "16", "--workers", "0", "--checkpoint-every", "5", "--log-every", "5",

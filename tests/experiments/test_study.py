@@ -20,7 +20,7 @@ from pipeline.errors import UserInputError
 from pipeline.experiments.arms import ONLINE, PIPELINE, RAW, REFERENCE, UIDS, ArmSpec, PoolFacts
 from pipeline.experiments.report import paired_difference
 from pipeline.experiments.study import t_grid
-from tests.helpers import ENV, REPO, SHARED, submit
+from tests.helpers import CIFAR_TEST_PER_CLASS, ENV, REPO, SHARED, submit
 
 pytestmark = pytest.mark.slow
 ARMS = (RAW, PIPELINE, ONLINE)
@@ -40,15 +40,15 @@ def run_ok(command: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> tuple[Path, Path, str, str]:
+def study(tmp_path_factory, cifar_test_subset) -> tuple[Path, Path, str, str]:
     """The data job, the sweep alone with no test set anywhere, then the study, as `make experiment` runs them."""
     run = tmp_path_factory.mktemp("study") / "run"
     results = run.parent / "results"
-    submit(str(REPO / "jobs" / "experiment_data.py"), "--out", str(run), "--head-rows", "600", "--imbalance", "24",
+    submit(str(REPO / "jobs" / "experiment_data.py"), "--out", str(run), "--head-rows", "300", "--imbalance", "24",
            "--validation-per-class", "40", "--reference-per-class", "60", "--eps", "0.002",
            "--photos", str(SHARED / "images" / "cifar10_train.tar.gz"))
     sweep_stdout = run_ok(study_command(run, results, "--sweep-only", "--images", str(run / "no-test-set.tar")))
-    stdout = run_ok(study_command(run, results, "--images", str(SHARED / "images" / "cifar10_test.tar.gz")))
+    stdout = run_ok(study_command(run, results, "--images", str(cifar_test_subset)))
     return run, results / "small", sweep_stdout, stdout
 
 
@@ -116,7 +116,7 @@ def test_arms_train_on_equal_samples_and_the_table_pairs_seeds(study):
     counts = {arm: sum(run["arm"] == arm for run in results["runs"]) for arm in (*ARMS, REFERENCE)}
     assert counts == {RAW: 2, PIPELINE: 2, ONLINE: 1, REFERENCE: 1}
     for run in results["runs"]:
-        assert run["samples_seen"] == 960 and run["test_images"] == 10_000
+        assert run["samples_seen"] == 960 and run["test_images"] == 10 * CIFAR_TEST_PER_CLASS
         assert 0 <= run["top1"] <= 1
     table = (out / "table.md").read_text()
     assert table in stdout and "(n=2)" in table and "| reference |" in table
@@ -125,12 +125,12 @@ def test_arms_train_on_equal_samples_and_the_table_pairs_seeds(study):
 
 
 @pytest.mark.real_data
-def test_a_rerun_reuses_finished_runs_and_retraining_gives_the_same_numbers(study):
+def test_a_rerun_reuses_finished_runs_and_retraining_gives_the_same_numbers(study, cifar_test_subset):
     run, out, _, _ = study
     before = json.loads((out / "results.json").read_text())
     retrained = next(entry for entry in before["runs"] if entry["arm"] == PIPELINE and entry["seed"] == 1)
     shutil.rmtree(run / "train" / retrained["run"])
-    run_ok(study_command(run, out.parent, "--images", str(SHARED / "images" / "cifar10_test.tar.gz")))
+    run_ok(study_command(run, out.parent, "--images", str(cifar_test_subset)))
     after = json.loads((out / "results.json").read_text())
     again = next(entry for entry in after["runs"] if entry["run"] == retrained["run"])
     assert (again["top1"], again["per_class"]) == (retrained["top1"], retrained["per_class"])

@@ -117,7 +117,7 @@ def open_clip_loader_count(tars: list[str]) -> int:
 
 
 @pytest.mark.slow
-def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
+def test_image_jobs_with_spark_submit_and_retry_failed(spark, tmp_path, cifar_images):
     from tests.helpers import REPO, submit
 
     vocabulary = tmp_path / "vocab.txt"
@@ -129,8 +129,9 @@ def test_image_jobs_with_spark_submit_and_retry_failed(tmp_path, cifar_images):
         rows = [{"url": server.url("img", name), "caption": f"a photo of an airplane {name}"} for name in names[:20]]
         rows += [{"url": server.url("flaky", name), "caption": f"a flaky photo {name}"} for name in names[20:]]
         pool.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        submit(str(REPO / "jobs" / "curate_text.py"), "--pool", str(pool), "--metadata", str(vocabulary),
-               "--out", str(run), "--t", "1000")
+        # the text jobs' own spark-submit runs are tests/cli's; here the image jobs' are
+        curate_text(spark, TextCurationConfig(pool=str(pool), metadata=str(vocabulary), out=str(run),
+                                              balance=BalanceConfig(t=1000, seed=0)))
         # Flaky urls fail at once (503); the timeout only has to spare real images on a busy machine.
         first = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--timeout", "10", *LOOPBACK)
         assert "failed_to_download 4" in first.stdout

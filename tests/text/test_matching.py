@@ -4,16 +4,7 @@ import pytest
 
 from pipeline.errors import UserInputError
 from pipeline.text.matching import Matcher
-
-
-def metaclip_reference(text: str, entries: list[str]) -> list[int]:
-    """MetaCLIP v1's substr_matching, written plainly: spacing, then a loop over every entry."""
-    spaced = f" {text} "
-    for punct in [",", ".", ";", ":", "?", "!", "`"]:
-        spaced = spaced.replace(punct, f" {punct} ")
-    for char in ["\t", "\n", "\r"]:
-        spaced = spaced.replace(char, " ")
-    return [entry_id for entry_id, entry in enumerate(entries) if f" {entry} " in spaced]
+from tests.helpers import metaclip_reference
 
 
 def reference_sample(entries: list[str], size: int) -> list[str]:

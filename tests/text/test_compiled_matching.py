@@ -1,0 +1,110 @@
+"""Matcher.match_arrow, the compiled word-level walk, against Matcher.match and MetaCLIP's own loop."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline.experiments.multilingual import FILES, multilingual_captions
+from pipeline.text.matching import Matcher
+from pipeline.text.token_automaton import TokenAutomaton, cache_root, keys_fingerprint
+from tests.helpers import metaclip_reference
+
+
+@pytest.fixture(scope="module")
+def every_real_caption(captions) -> list[str]:
+    """The caption files and every line of the multilingual ones (Multi30k's four languages, Flickr8k-CN)."""
+    return captions + [text for language in FILES for text in multilingual_captions(language, 10**6)]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("mode", ["metaclip", "default"])
+def test_every_real_caption_gets_the_ids_of_match(mode, entries, every_real_caption):
+    matcher = Matcher(entries, mode)
+    compiled = matcher.match_arrow(pa.array(every_real_caption, pa.string())).to_pylist()
+    expected = matcher.match_batch(every_real_caption)
+    differing = [(text, got, want) for text, got, want in zip(every_real_caption, compiled, expected) if got != want]
+    assert differing == []
+    assert sum(map(bool, expected)) > 0.7 * len(expected) and len(expected) > 150_000  # not vacuous
+
+
+# Characters that decide tokens in metaclip mode, and some that must not
+_FUZZ_ALPHABET = list("ab c,.;:?!`\t\n\r'-/()\"é犬") + ["  ", "dog", "hot", " cat ", "\u00a0", "\u3000"]
+
+
+def fuzzed_captions(count: int, seed: int = 0) -> list[str]:
+    draw = random.Random(seed)
+    texts = ["".join(draw.choices(_FUZZ_ALPHABET, k=draw.randint(0, 24))) for _ in range(count)]
+    texts.append("dog, hot dog. " * 5_000)  # very long: 70,000 characters, hundreds of matches of few entries
+    texts.append(" ".join(f"w{index}" for index in range(3_000)) + " a b c")  # many distinct entries
+    return texts
+
+
+FUZZ_VOCABULARY = ["dog", "hot dog", "a", "b c", "c,", "a b", "a  b", " a", "b ", "é", "犬", "dog's", "u.s.",
+                   "a\tb", ",", "hot", "dog", "c a b", "a b c"] + [f"w{index}" for index in range(0, 3_000, 7)]
+
+
+def test_metaclip_mode_equals_metaclip_loop_on_fuzzed_captions():
+    """Punctuation, tabs, runs of spaces, non-ASCII and very long captions; entries with spaces at their ends,
+    inner runs of spaces, punctuation, tabs, and a repeated entry (both ids match)."""
+    captions = fuzzed_captions(3_000)
+    got = Matcher(FUZZ_VOCABULARY, "metaclip").match_arrow(pa.array(captions)).to_pylist()
+    expected = [metaclip_reference(text, FUZZ_VOCABULARY) for text in captions]
+    assert got == expected
+    assert sum(map(bool, got)) > 1_000 and len(got[-1]) > 400  # not vacuous
+
+
+def test_default_mode_equals_match_on_fuzzed_captions():
+    captions = fuzzed_captions(3_000, seed=1)
+    matcher = Matcher(FUZZ_VOCABULARY, "default")
+    assert matcher.match_arrow(pa.array(captions)).to_pylist() == matcher.match_batch(captions)
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string", "sliced", "chunked"])
+def test_nulls_slices_and_chunks_keep_their_rows(kind):
+    matcher = Matcher(["dog", "hot dog"], "metaclip")
+    texts = ["x", "a hot dog", None, "", "dog.", None, "no"]
+    captions = pa.array(texts, pa.large_string() if kind == "large_string" else pa.string())
+    if kind == "sliced":
+        captions, texts = captions.slice(1, 5), texts[1:6]
+    if kind == "chunked":
+        captions = pa.chunked_array([captions.slice(0, 3), captions.slice(3)])
+    result = matcher.match_arrow(captions)
+    assert result.type == pa.list_(pa.int32())
+    assert result.to_pylist() == [None if text is None else matcher.match(text) for text in texts]
+
+
+def test_spaceless_languages_match_as_match_does():
+    matcher = Matcher(["狗", "iPhone"], "metaclip", language="zh")
+    texts = ["一只狗在跑", "我的iPhone", "我的 iPhone 很好", None]
+    assert matcher.match_arrow(pa.array(texts)).to_pylist() == [[0], [], [1], None]
+
+
+def test_the_automaton_is_built_once_and_memory_mapped_from_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("METACURATE_CACHE", str(tmp_path))
+    vocabulary = ["Dog", "hot dog", "cat"]
+    first = Matcher(vocabulary, "metaclip")
+    assert first.match_arrow(pa.array(["a hot dog"])).to_pylist() == [[1]]
+    folder = cache_root() / "automata" / keys_fingerprint([entry.encode().split(b" ") for entry in vocabulary])
+    assert sorted(path.name for path in (tmp_path / "automata").iterdir()) == [folder.name]
+    written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    loaded = TokenAutomaton.load(folder)
+    assert isinstance(loaded.fail, np.memmap) and not loaded.fail.flags.writeable
+    assert Matcher(vocabulary, "metaclip").match_arrow(pa.array(["cat"])).to_pylist() == [[2]]
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written  # read, not rebuilt
+    Matcher(vocabulary, "default").match_arrow(pa.array(["Cat"]))  # another mode's keys: another automaton
+    assert len(list((tmp_path / "automata").iterdir())) == 2
+
+
+def test_an_unfinished_cache_folder_is_not_taken_for_a_finished_one(monkeypatch, tmp_path):
+    """A build that died before its rename leaves only a hidden staging folder; the next build ignores it."""
+    monkeypatch.setenv("METACURATE_CACHE", str(tmp_path))
+    vocabulary = ["dog"]
+    folder = tmp_path / "automata" / keys_fingerprint([[b"dog"]])
+    folder.parent.mkdir(parents=True)
+    (folder.parent / f".{folder.name}.dead").mkdir()
+    assert Matcher(vocabulary, "metaclip").match_arrow(pa.array(["dog"])).to_pylist() == [[0]]
+    assert (folder / "format.json").exists()
