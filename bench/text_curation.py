@@ -51,6 +51,14 @@ def naive_metaclip(captions: list[str], entries: list[str]) -> list[list[int]]:
     return [[i for i, entry in enumerate(spaced) if entry in metaclip_prepare(text)] for text in captions]
 
 
+def pyahocorasick_bare_scan(matcher: Matcher, prepared: list[str]) -> None:
+    """Every match of every prepared caption, nothing kept: the floor of the pyahocorasick path."""
+    scan = matcher._automaton.iter  # the engine under Matcher, measured on its own
+    for text in prepared:
+        for _ in scan(text):
+            pass
+
+
 def matcher_rss(mode: str) -> float:
     """Peak RSS (MiB) of a fresh process that loads the vocabulary and builds a matcher."""
     code = ("import resource; from pipeline.vocab.entries import load_entries; from pipeline.text.matching import Matcher;"
@@ -65,6 +73,10 @@ def bench_matcher(captions: list[str], entries: list[str]) -> dict:
         matcher = Matcher(entries, mode)
         results[f"{mode}_captions_per_s"] = best_rate(lambda m=matcher: m.match_batch(captions), len(captions))
         results[f"{mode}_rss_mib"] = matcher_rss(mode)
+        if mode == "metaclip":
+            prepared = [metaclip_prepare(text) for text in captions]
+            results["pyahocorasick_bare_scan_per_s"] = best_rate(
+                lambda m=matcher, p=prepared: pyahocorasick_bare_scan(m, p), len(captions))
     naive_slice = captions[:20]
     results["naive_loop_captions_per_s"] = best_rate(lambda: naive_metaclip(naive_slice, entries), 20, 1)
     results["speedup_vs_naive"] = results["metaclip_captions_per_s"] / results["naive_loop_captions_per_s"]
@@ -140,7 +152,10 @@ def main() -> None:
           f"{spark['warm_up_s']:.1f} s, that starts the Python workers and builds their matchers)")
     print(f"  {spark['captions_per_s_per_core']:,.0f} captions/s per core vs bare matcher "
           f"{spark['bare_matcher_captions_per_s']:,.0f} captions/s: Spark costs {spark['spark_cost_ratio']:.2f}x "
-          f"(goal < 2x)")
+          "(the old goal, replaced by the next line's)")
+    print(f"  per core {spark['captions_per_s_per_core'] / matcher['pyahocorasick_bare_scan_per_s']:.2f}x "
+          f"pyahocorasick's bare scan of the same captions ({matcher['pyahocorasick_bare_scan_per_s']:,.0f}/s; "
+          "goal >= 0.4x)")
     print(f"  stage seconds: {json.dumps({k: round(v, 1) for k, v in spark['stage_seconds'].items()})}")
     results_path = REPO / "bench" / "out" / "text_curation.json"
     results_path.write_text(json.dumps({"matcher": matcher, "spark": spark}, indent=2))

@@ -23,55 +23,69 @@ from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.text.ingest import with_carried
-from pipeline.text.matching import Matcher
+from pipeline.text.matching import match_compiled, token_keys
+from pipeline.text.token_automaton import TokenAutomaton, automaton_folder, cached_automaton
 from pipeline.text.vocabulary import Vocabulary
 from pipeline.text.worldwide import WorldwideMatcher
 
 MATCH = STAGES["match"]  # its partial counts sit in a `_` folder, which readers of the matched rows skip
 MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                             ("entry_ids", pa.list_(pa.int32()))])
-# One matcher per Python worker process: workers are reused across tasks, the automaton is built once.
-_MATCHERS: dict[tuple[str, str], Matcher | WorldwideMatcher] = {}
+_ENTRY_IDS = pa.list_(pa.int32())
+NO_MATCH = ("no_match", "caption matches no vocabulary entry")
+# One matcher per Python worker process: workers are reused across tasks, so it is loaded or built once.
+_MATCHERS: dict[tuple[str, str], TokenAutomaton | WorldwideMatcher] = {}
 
 
-def _matcher(vocab_key: str, mode: str, vocabulary_broadcast) -> Matcher | WorldwideMatcher:
+def _matcher(vocab_key: str, mode: str, automaton: str | None, vocabulary_broadcast) -> TokenAutomaton | WorldwideMatcher:
+    """Worldwide: a WorldwideMatcher. Otherwise the compiled automaton the driver left in `automaton`, mapped;
+    a worker that cannot see that folder (another machine) builds it into its own cache from the vocabulary."""
     key = (vocab_key, mode)
     if key not in _MATCHERS:
         _MATCHERS.clear()
-        vocabulary: Vocabulary = vocabulary_broadcast.value
-        _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else \
-            Matcher(vocabulary.entries, mode)
+        if automaton is not None and (Path(automaton) / "format.json").exists():
+            _MATCHERS[key] = TokenAutomaton.load(Path(automaton))
+        else:
+            vocabulary: Vocabulary = vocabulary_broadcast.value
+            _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else \
+                cached_automaton(token_keys(vocabulary.entries, mode))
     return _MATCHERS[key]
 
 
-def _no_match_reasons(found: list[list[int] | None], languages: list[str | None] | None) -> list[tuple[str, str]]:
+def _no_match_reasons(found: list[list[int] | None], languages: list[str | None]) -> list[tuple[str, str]]:
     return [("no_vocabulary", f"no vocabulary for the caption's language ({languages[position]})")
-            if ids is None else ("no_match", "caption matches no vocabulary entry")
-            for position, ids in enumerate(found) if not ids]
+            if ids is None else NO_MATCH for position, ids in enumerate(found) if not ids]
 
 
-def match_batches(vocab_key: str, vocabulary_size: int, mode: str, vocabulary_broadcast, schema: pa.Schema):
+def _entry_ids(matcher: TokenAutomaton | WorldwideMatcher, mode: str, batch: pa.RecordBatch,
+               ) -> tuple[pa.ListArray, list[tuple[str, str]] | None]:
+    """Each caption's entry ids, and the reasons of those with none (None: all of them `no_match`)."""
+    if isinstance(matcher, TokenAutomaton):
+        return pc.fill_null(match_compiled(matcher, mode, batch.column("caption")), pa.scalar([], _ENTRY_IDS)), None
+    languages = batch.column("language").to_pylist()
+    found = matcher.match_batch(batch.column("caption").to_pylist(), languages)
+    return (pa.array([entry_ids or [] for entry_ids in found], _ENTRY_IDS), _no_match_reasons(found, languages))
+
+
+def match_batches(vocab_key: str, vocabulary_size: int, mode: str, automaton: str | None, vocabulary_broadcast,
+                  schema: pa.Schema):
     """Batches of (uid, url, caption[, language]) -> matched rows with their entry ids, and the captions that
     match nothing (or whose language has no vocabulary, worldwide) as rejects; last, the task's matches per entry.
 
-    The vocabulary is read from the broadcast only by a worker that has no matcher for it yet, so a warm worker
-    does not unpickle 500k strings again for every run of the stage."""
+    The vocabulary is read from the broadcast only by a worker that has no matcher for it yet and cannot map the
+    driver's automaton, so a warm worker does not unpickle 500k strings again for every run of the stage."""
     def run(batches):
-        matcher = _matcher(vocab_key, mode, vocabulary_broadcast)
+        matcher = _matcher(vocab_key, mode, automaton, vocabulary_broadcast)
         matches_per_entry = np.zeros(vocabulary_size, dtype=np.int64)
         for batch in batches:
-            captions = batch.column("caption").to_pylist()
-            languages = batch.column("language").to_pylist() if isinstance(matcher, WorldwideMatcher) else None
-            found = matcher.match_batch(captions, languages) if languages is not None else \
-                matcher.match_batch(captions)
-            ids = pa.array([entry_ids or [] for entry_ids in found], pa.list_(pa.int32()))
+            ids, reasons = _entry_ids(matcher, mode, batch)
             matched = pc.greater(pc.list_value_length(ids), 0)
             rows = pa.Table.from_batches([batch]).append_column("entry_ids", ids).select(schema.names)
-            reasons = _no_match_reasons(found, languages)
+            unmatched = rows.column("uid").filter(pc.invert(matched))
+            reasons = reasons if reasons is not None else [NO_MATCH] * len(unmatched)
             matches_per_entry += count_entries(ids, len(matches_per_entry))
             yield {"rows": rows.filter(matched),
-                   "rejects": pa.table({"uid": rows.column("uid").filter(pc.invert(matched)),
-                                        "reason": [reason for reason, _ in reasons],
+                   "rejects": pa.table({"uid": unmatched, "reason": [reason for reason, _ in reasons],
                                         "detail": [detail for _, detail in reasons]})}
         yield {"counts": sparse_counts(matches_per_entry)}
     return run
@@ -90,10 +104,13 @@ def run_match(spark: SparkSession, run_dir: Path, vocabulary: Vocabulary, mode: 
             raise UserInputError(f"{ingest_dir}: worldwide matching needs each caption's language; ingest again "
                                  f"with --worldwide (language identification) or from a pool with a language column")
         broadcast = spark.sparkContext.broadcast(vocabulary)
+        # built here once, so that local workers (and any that share this disk) map it instead of building it
+        automaton = None if vocabulary.worldwide else str(automaton_folder(token_keys(vocabulary.entries, mode)))
         schema = with_carried(MATCHES_SCHEMA, columns)
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption", *schema.names[len(MATCHES_SCHEMA):]])
         written = write_from_tasks(
-            captions, match_batches(vocabulary.fingerprint, len(vocabulary.entries), mode, broadcast, schema),
+            captions, match_batches(vocabulary.fingerprint, len(vocabulary.entries), mode, automaton, broadcast,
+                                    schema),
             {"rows": (out_dir, schema), "rejects": (out_dir / REJECTS, REJECT_SCHEMA),
              "counts": (out_dir / MATCH.files["partial_counts"], COUNTS_SCHEMA)})
         broadcast.unpersist()

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import ahocorasick
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import wordfreq
 
 from pipeline.errors import UserInputError
@@ -204,33 +205,47 @@ class Matcher:
         return results
 
     def token_keys(self) -> list[list[bytes]]:
-        """Each entry's key as the compiled matcher sees it: its UTF-8 tokens, split on single spaces."""
-        return [_entry_key(entry, self.mode)[1:-1].encode("utf-8").split(b" ") for entry in self._entries]
+        return token_keys(self._entries, self.mode)
 
     def match_arrow(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """match() of each caption of an Arrow string array (a null caption gives null), as list<int32>.
 
-        Compiled (pipeline.text.token_kernel) for languages written with spaces; captions in default mode are
-        normalized by default_normalize first. Spaceless languages take match_batch's path.
+        Compiled (match_compiled) for languages written with spaces; spaceless ones take match_batch's path.
         """
-        if isinstance(captions, pa.ChunkedArray):
-            captions = captions.combine_chunks() if captions.num_chunks != 1 else captions.chunk(0)
         if self.language in SPACELESS_LANGUAGES:
-            return pa.array([None if text is None else ids for text, ids in
-                             zip(captions.to_pylist(), self.match_batch(captions.fill_null("").to_pylist()))],
-                            pa.list_(pa.int32()))
-        if self.mode != "metaclip":
-            captions = pa.array([None if text is None else default_normalize(text) for text in captions.to_pylist()],
-                                pa.large_string())
+            texts = captions.to_pylist()
+            found = self.match_batch("" if text is None else text for text in texts)
+            return pa.array([None if text is None else ids for text, ids in zip(texts, found)], pa.list_(pa.int32()))
         if self._token_automaton is None:
             self._token_automaton = cached_automaton(self.token_keys())
-        valid = np.ones(len(captions), np.bool_) if captions.null_count == 0 else \
-            captions.is_valid().to_numpy(zero_copy_only=False)
-        offset_type = np.int64 if pa.types.is_large_string(captions.type) else np.int32
-        _, offsets_buffer, data_buffer = captions.buffers()
-        offsets = np.frombuffer(offsets_buffer, offset_type)[captions.offset: captions.offset + len(captions) + 1]
-        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-        walk = token_kernel.match_metaclip if self.mode == "metaclip" else token_kernel.match_normalized
-        out_offsets, out_values = walk(self._token_automaton, data, offsets, valid)
-        return pa.ListArray.from_arrays(pa.array(out_offsets), pa.array(out_values),
-                                        mask=None if captions.null_count == 0 else pa.array(~valid))
+        return match_compiled(self._token_automaton, self.mode, captions)
+
+
+def token_keys(entries: Sequence[str], mode: str) -> list[list[bytes]]:
+    """Each entry's key as the compiled matcher sees it: its UTF-8 tokens, split on single spaces."""
+    return [_entry_key(entry, mode)[1:-1].encode("utf-8").split(b" ") for entry in entries]
+
+
+def match_compiled(automaton: TokenAutomaton, mode: str, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """The entry ids of each caption (null for null) by the compiled walk over `automaton`, built from
+    token_keys(entries, mode) of a spaced language. In default mode only captions with non-ASCII characters
+    are normalized in Python first; the kernel normalizes the others."""
+    if isinstance(captions, pa.ChunkedArray):
+        captions = captions.combine_chunks() if captions.num_chunks != 1 else captions.chunk(0)
+    ascii_rows = None
+    if mode != "metaclip":
+        ascii_mask = pc.fill_null(pc.string_is_ascii(captions), True)
+        others = pc.invert(ascii_mask)
+        if pc.any(others).as_py():
+            normalized = [default_normalize(text) for text in pc.filter(captions, others).to_pylist()]
+            captions = pc.replace_with_mask(captions, others, pa.array(normalized, captions.type))
+        ascii_rows = ascii_mask.to_numpy(zero_copy_only=False)
+    valid = np.ones(len(captions), np.bool_) if captions.null_count == 0 else \
+        captions.is_valid().to_numpy(zero_copy_only=False)
+    offset_type = np.int64 if pa.types.is_large_string(captions.type) else np.int32
+    _, offsets_buffer, data_buffer = captions.buffers()
+    offsets = np.frombuffer(offsets_buffer, offset_type)[captions.offset: captions.offset + len(captions) + 1]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    out_offsets, out_values = token_kernel.match_rows(automaton, data, offsets, valid, mode, ascii_rows)
+    return pa.ListArray.from_arrays(pa.array(out_offsets), pa.array(out_values),
+                                    mask=None if captions.null_count == 0 else pa.array(~valid))

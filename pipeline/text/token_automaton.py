@@ -2,16 +2,18 @@
 
 Why words: a key " e " occurs in a caption padded with spaces exactly when e's tokens (split on single
 spaces, empty tokens kept) are a contiguous run of the caption's tokens split the same way. So a caption is
-about ten token steps instead of fifty-odd byte steps, and the tables (one per distinct token, one per trie
+about ten token steps instead of fifty-odd byte steps, and the tables (one slot per distinct token, one per trie
 edge) stay in cache far better than a byte trie of 500k keys (measured: one cache miss per byte, 41-48 ns).
 
-Tables (all numpy, saved as .npy files so that every worker maps the same pages):
-- tokens: an open-addressing hash table from a token's 64-bit FNV-1a hash to its id, with the token bytes
-  (`token_offsets`, `token_bytes`) to confirm a hit, so that results are exact, not probabilistic.
-- transitions: the root's as a dense row by token id; every other state's in a second hash table keyed by
+Each table keeps what one step reads in one 16-byte record, so that a step costs one cache line, not one per
+field:
+- tokens: an open-addressing table indexed by the token's 64-bit FNV-1a hash; a slot holds the token's bytes
+  packed into a uint64 when it has at most 8 of them (compared exactly), else its hash (then confirmed against
+  `token_bytes`), and its id and length. Results are exact, never probabilistic.
+- transitions: the root's as a dense row by token id; every other state's in a second table keyed by
   (state << 32 | token).
-- fail links, and the entry ids ending at each state (CSR) with a link to the next state down the fail chain
-  that ends some (`output_link`), so a step emits without walking fail links that end nothing.
+- states: each state's fail link, the range of entry ids ending at it in `output_ids`, and the nearest state
+  down its fail chain that ends some (so a step emits without walking fail links that end nothing).
 """
 
 from __future__ import annotations
@@ -29,16 +31,25 @@ import numpy as np
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
+PACKED_BYTES = 8  # tokens this long or shorter are stored, and compared, as one uint64
+EMPTY_EDGE = (1 << 64) - 1
 _MASK64 = (1 << 64) - 1
-FORMAT_VERSION = 1  # bump when the tables' layout or meaning changes: cached folders of another version are rebuilt
+FORMAT_VERSION = 2  # bump when the tables' layout or meaning changes: cached folders of another version are rebuilt
+# Columns of TokenAutomaton.states
+FAIL, OUTPUT_START, OUTPUT_END, OUTPUT_LINK = range(4)
 
 
 def token_hash(token: bytes) -> int:
-    """64-bit FNV-1a, the kernel's hash (pipeline.text.token_kernel.fnv1a) written in Python for the build."""
+    """64-bit FNV-1a, the kernel's hash (pipeline.text.token_kernel) written in Python for the build."""
     value = FNV_OFFSET
     for byte in token:
         value = ((value ^ byte) * FNV_PRIME) & _MASK64
     return value
+
+
+def token_key(token: bytes) -> int:
+    """What a token's slot compares: its bytes packed little-endian when they fit, else its hash."""
+    return int.from_bytes(token, "little") if len(token) <= PACKED_BYTES else token_hash(token)
 
 
 def _table_size(items: int) -> int:
@@ -53,21 +64,13 @@ def transition_slot(key: int, mask: int) -> int:
 
 @dataclass(frozen=True)
 class TokenAutomaton:
-    token_slots_hash: np.ndarray  # uint64[size]: the hash of the token in each slot
-    token_slots_id: np.ndarray  # int32[size]: its token id, -1 for an empty slot
+    token_slots: np.ndarray  # uint64[size, 2]: token_key, (id + 1) << 32 | length; 0 in column 1: an empty slot
     token_offsets: np.ndarray  # int64[tokens + 1]
     token_bytes: np.ndarray  # uint8[...]: every token's UTF-8 bytes, end to end
     root_next: np.ndarray  # int32[tokens]: the state after the root on each token (0: stay at the root)
-    edge_keys: np.ndarray  # uint64[size]: state << 32 | token of each slot; 2**64 - 1 for an empty slot
-    edge_next: np.ndarray  # int32[size]
-    fail: np.ndarray  # int32[states]
-    output_start: np.ndarray  # int32[states + 1]: entry ids ending at state s are output_ids[start[s]:start[s+1]]
+    edges: np.ndarray  # uint64[size, 2]: state << 32 | token, next state; EMPTY_EDGE in column 0: an empty slot
+    states: np.ndarray  # int32[states, 4]: FAIL, OUTPUT_START, OUTPUT_END, OUTPUT_LINK
     output_ids: np.ndarray  # int32[...]
-    output_link: np.ndarray  # int32[states]: the nearest state down the fail chain that ends an entry, or 0
-
-    @property
-    def states(self) -> int:
-        return len(self.fail)
 
     def save(self, folder: Path) -> None:
         """Write the tables into `folder` (which must not exist yet) atomically: a temporary folder renamed."""
@@ -107,15 +110,17 @@ class TokenAutomaton:
                     ends.append([])
                 state = nxt
             ends[state].append(entry_id)
-        fail, output_link = _failure_links(children, ends)
-        return cls(*_token_table(list(token_ids)), *_transition_tables(children, len(token_ids)),
-                   fail, *_outputs(ends), output_link)
+        root_next, edges = _transition_tables(children, len(token_ids))
+        states, output_ids = _state_records(children, ends)
+        return cls(*_token_table(list(token_ids)), root_next, edges, states, output_ids)
 
 
-def _failure_links(children: list[dict[int, int]], ends: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Aho-Corasick's failure links, breadth first, and each state's nearest proper suffix state ending a key."""
-    fail = np.zeros(len(children), np.int32)
-    output_link = np.zeros(len(children), np.int32)
+def _state_records(children: list[dict[int, int]], ends: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Aho-Corasick's failure links (breadth first), each state's output range and its output link."""
+    states = np.zeros((len(children), 4), np.int32)
+    states[1:, OUTPUT_START] = np.cumsum([len(ids) for ids in ends])[:-1]
+    states[:, OUTPUT_END] = states[:, OUTPUT_START] + [len(ids) for ids in ends]
+    fail, output_link = states[:, FAIL], states[:, OUTPUT_LINK]
     queue = list(children[0].values())  # the root's children fail to the root
     for state in queue:  # grows while iterated: breadth-first order
         for token, child in children[state].items():
@@ -126,46 +131,38 @@ def _failure_links(children: list[dict[int, int]], ends: list[list[int]]) -> tup
             fail[child] = target
             output_link[child] = target if ends[target] else output_link[target]
             queue.append(child)
-    return fail, output_link
+    return states, np.array([entry for ids in ends for entry in ids], np.int32)
 
 
 def _token_table(tokens: list[bytes]) -> tuple[np.ndarray, ...]:
     size = _table_size(len(tokens))
-    slots_hash = np.zeros(size, np.uint64)
-    slots_id = np.full(size, -1, np.int32)
+    slots = np.zeros((size, 2), np.uint64)
     for token_id, token in enumerate(tokens):
-        value = token_hash(token)
-        slot = value & (size - 1)
-        while slots_id[slot] >= 0:
+        slot = token_hash(token) & (size - 1)
+        while slots[slot, 1]:
             slot = (slot + 1) & (size - 1)
-        slots_hash[slot], slots_id[slot] = value, token_id
+        slots[slot] = token_key(token), (token_id + 1) << 32 | len(token)
     offsets = np.zeros(len(tokens) + 1, np.int64)
     offsets[1:] = np.cumsum([len(token) for token in tokens])
     data = np.frombuffer(b"".join(tokens), np.uint8).copy()
-    return slots_hash, slots_id, offsets, data
+    return slots, offsets, data
 
 
-def _transition_tables(children: list[dict[int, int]], tokens: int) -> tuple[np.ndarray, ...]:
+def _transition_tables(children: list[dict[int, int]], tokens: int) -> tuple[np.ndarray, np.ndarray]:
     root_next = np.zeros(tokens, np.int32)
     for token, child in children[0].items():
         root_next[token] = child
-    edges = [(state << 32 | token, child) for state in range(1, len(children))
+    pairs = [(state << 32 | token, child) for state in range(1, len(children))
              for token, child in children[state].items()]
-    size = _table_size(len(edges))
-    keys = np.full(size, np.iinfo(np.uint64).max, np.uint64)
-    targets = np.full(size, -1, np.int32)
-    for key, child in edges:
+    size = _table_size(len(pairs))
+    edges = np.zeros((size, 2), np.uint64)
+    edges[:, 0] = EMPTY_EDGE
+    for key, child in pairs:
         slot = transition_slot(key, size - 1)
-        while targets[slot] >= 0:
+        while edges[slot, 0] != EMPTY_EDGE:
             slot = (slot + 1) & (size - 1)
-        keys[slot], targets[slot] = key, child
-    return root_next, keys, targets
-
-
-def _outputs(ends: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    start = np.zeros(len(ends) + 1, np.int32)
-    start[1:] = np.cumsum([len(ids) for ids in ends])
-    return start, np.array([entry for ids in ends for entry in ids], np.int32)
+        edges[slot] = key, child
+    return root_next, edges
 
 
 def keys_fingerprint(keys: Sequence[Sequence[bytes]]) -> str:
@@ -186,10 +183,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metacurate"
 
 
-def cached_automaton(keys: Sequence[Sequence[bytes]], root: Path | None = None) -> TokenAutomaton:
-    """The automaton of `keys` from the cache, built and saved there first when missing: one build per machine
-    and vocabulary, and one copy in memory for all the workers that map it."""
+def automaton_folder(keys: Sequence[Sequence[bytes]], root: Path | None = None) -> Path:
+    """The cache folder of the automaton of `keys`, built and saved there first when missing: one build per
+    machine and vocabulary, and one copy in memory for all the workers that map it."""
     folder = (root or cache_root()) / "automata" / keys_fingerprint(keys)
     if not (folder / "format.json").exists():
         TokenAutomaton.build(keys).save(folder)
-    return TokenAutomaton.load(folder)
+    return folder
+
+
+def cached_automaton(keys: Sequence[Sequence[bytes]], root: Path | None = None) -> TokenAutomaton:
+    return TokenAutomaton.load(automaton_folder(keys, root))

@@ -17,7 +17,9 @@ from pipeline.spark.ingest import run_ingest
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import count_entries
 from pipeline.text.ingest import IngestConfig
+from pipeline.text.matching import Matcher
 from pipeline.text.vocabulary import load_vocabulary
+from pipeline.vocab.entries import load_entries
 from tests.helpers import LAION
 
 TEXT_FOLDERS = [stage.folder for stage in TEXT_STAGES]
@@ -65,6 +67,22 @@ def test_selection_is_identical_across_partitionings_and_row_order(spark, tmp_pa
     assert runs["p1"] == runs["p2"] == runs["p8"] == runs["shuffled"]
     curate(spark, tmp_path / "pool-p2", tmp_path / "seed1", head_vocab, seed=1)
     assert selected_uids(tmp_path / "seed1") != runs["p1"]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("mode", ["default", "metaclip"])
+def test_the_match_stage_finds_what_the_matcher_finds(spark, tmp_path, head_vocab, mode):
+    """The stage's tasks map the compiled automaton the driver built: the same ids as Matcher.match_batch
+    (pyahocorasick) for every ingested caption, and every caption with none is a no_match reject."""
+    curate(spark, LAION, tmp_path / "run", head_vocab, mode=mode)
+    ingested = pq.read_table(tmp_path / "run" / "ingest", columns=["uid", "caption"]).to_pylist()
+    expected = dict(zip([row["uid"] for row in ingested],
+                        Matcher(load_entries(head_vocab), mode).match_batch([row["caption"] for row in ingested])))
+    matched = pq.read_table(tmp_path / "run" / "matches", columns=["uid", "entry_ids"]).to_pylist()
+    assert {row["uid"]: row["entry_ids"] for row in matched} == {uid: ids for uid, ids in expected.items() if ids}
+    rejects = pq.read_table(tmp_path / "run" / "matches" / REJECTS).to_pylist()
+    assert sorted(row["uid"] for row in rejects) == sorted(uid for uid, ids in expected.items() if not ids)
+    assert {row["reason"] for row in rejects} == {"no_match"} and 1000 < len(matched) < len(ingested)
 
 
 @pytest.mark.real_data
