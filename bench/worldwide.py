@@ -53,11 +53,11 @@ def worker_rss_mib(worldwide: bool) -> dict[str, float]:
     build = (f"v = load_vocabulary({str(SHIPPED_VOCABULARY)!r}, {str(WORLDWIDE_METADATA)!r});"
              "m = WorldwideMatcher(v, 'default'); [m._matcher(language) for language in v.languages]"
              if worldwide else f"v = load_vocabulary({str(SHIPPED_VOCABULARY)!r}); m = Matcher(v.entries)")
-    code = ("import gc, resource, re; from pipeline.text.vocabulary import load_vocabulary;"
+    code = ("import gc, re; from pipeline.text.vocabulary import load_vocabulary;"
             "from pipeline.text.matching import Matcher; from pipeline.text.worldwide import WorldwideMatcher;"
             f"{build}; gc.collect();"
-            "rss = int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1));"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss / 1024)")
+            "status = open('/proc/self/status').read();"
+            "print(*(int(re.search(field + r':\\s+(\\d+)', status).group(1)) / 1024 for field in ('VmHWM', 'VmRSS')))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     peak, built = map(float, output.split())
     return {"peak": peak, "built": built}

@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 import wordfreq
 
 from pipeline.errors import UserInputError
-from pipeline.text import token_kernel
 from pipeline.text.token_automaton import TokenAutomaton, cached_automaton
 
 DEFAULT_MODE = "default"
@@ -246,6 +245,8 @@ def match_compiled(automaton: TokenAutomaton, mode: str, captions: pa.Array | pa
     _, offsets_buffer, data_buffer = captions.buffers()
     offsets = np.frombuffer(offsets_buffer, offset_type)[captions.offset: captions.offset + len(captions) + 1]
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    from pipeline.text import token_kernel  # here: numba's import alone is 116 MiB, which pyahocorasick users skip
+
     out_offsets, out_values = token_kernel.match_rows(automaton, data, offsets, valid, mode, ascii_rows)
     return pa.ListArray.from_arrays(pa.array(out_offsets), pa.array(out_values),
                                     mask=None if captions.null_count == 0 else pa.array(~valid))
