@@ -52,17 +52,6 @@ def pytest_terminal_summary(terminalreporter):
                                    bold=True)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def automaton_cache(tmp_path_factory) -> Path:
-    """Compiled matchers cache their automata here, not in the user's cache (set before Spark starts, so that
-    its workers inherit it)."""
-    from pipeline.text.token_automaton import CACHE_ENV
-
-    folder = tmp_path_factory.mktemp("cache")
-    os.environ[CACHE_ENV] = str(folder)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def captions() -> list[str]:
     return real_captions()

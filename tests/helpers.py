@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO
@@ -21,6 +22,7 @@ import pytest
 from pipeline import REPO
 from pipeline.experiments.image_server import SERVED_FROM
 from pipeline.image.download import DownloadOptions
+from pipeline.text.token_automaton import CACHE_ENV
 
 SHARED = REPO.parent / "shared" / "data"
 CIFAR_TEST_PER_CLASS = 200  # photos a class in the tests' CIFAR-10 test subset (of 1,000 a class)
@@ -33,6 +35,9 @@ NO_SHARED_DATA = "real data: ../shared/data is not beside the repo"
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which checks online
+# Compiled matchers cache their automata here, not in the user's cache; set before any Spark or job starts, so
+# that their workers inherit it. Entries are keyed by content, so a later run reuses them.
+os.environ.setdefault(CACHE_ENV, str(Path(tempfile.gettempdir()) / f"metacurate-tests-{os.getuid()}"))
 
 BIN = Path(sys.executable).parent
 SUBMIT = [str(BIN / "spark-submit"), "--conf", "spark.log.level=WARN", "--conf", "spark.ui.enabled=false"]
