@@ -123,7 +123,7 @@ browser:
 		echo "could not install Debian's chromium: the report tests will say so"
 
 test: install browser ## the full suite, as CI runs it
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=15
 
 test-fast: install ## unit tests only (no Spark, cluster, torchrun, notebook or browser): the edit-test loop
 	$(PYTHON) -m pytest -q -m "not slow"
