@@ -5,8 +5,11 @@ Test modules import from here (or take conftest's fixtures), never from one anot
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 import tarfile
@@ -70,6 +73,23 @@ def submit(*args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
     return result
+
+
+def run_job_here(job: str, *args: str) -> tuple[int, str]:
+    """jobs/<job>.py run in this process on the tests' Spark session, as spark-submit runs it but without a
+    new JVM (each spark-submit costs about 20 s here): its exit status and its stdout and stderr together.
+    spark-submit itself is tested on the text jobs (tests/cli), the download job and the demo jobs."""
+    argv, output = sys.argv, io.StringIO()
+    sys.argv = [str(REPO / "jobs" / f"{job}.py"), *args]
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        status = 0
+    except SystemExit as finished:
+        status = finished.code or 0
+    finally:
+        sys.argv = argv
+    return status, output.getvalue()
 
 
 def planted(count: int = 20_000, copies: int = 2_000, dim: int = 64, seed: int = 0):

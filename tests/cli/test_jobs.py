@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.run.directory import HOLD_PIPE, HOLD_STAGE, MANIFEST
-from tests.helpers import ENV, LAION, REPO, SUBMIT, open_when_peer_opens, submit
+from tests.helpers import ENV, LAION, REPO, SUBMIT, open_when_peer_opens, run_job_here, submit
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def local_run(tmp_path_factory):
 
 
 @pytest.mark.real_data
-def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_path, local_run):
+def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_path, local_run, spark):
     out = tmp_path / "run"
     hold = tmp_path / "hold"
     os.mkfifo(hold)  # the match stage waits on it once its temporary folder exists (run/directory.py's failpoint)
@@ -45,8 +45,9 @@ def test_killed_run_leaves_nothing_complete_and_rerun_gives_the_same_result(tmp_
         job.wait()
     assert (out / "ingest" / MANIFEST).exists()
     assert not (out / "matches" / MANIFEST).exists() and not (out / "selection").exists()
-    rerun = submit(*curate_args(out))
-    assert "skipped (current)" in rerun.stdout.splitlines()[1]  # ingest is reused
+    status, rerun = run_job_here("curate_text", *curate_args(out)[1:])  # the rerun needs no new JVM
+    assert status == 0, rerun
+    assert "skipped (current)" in next(line for line in rerun.splitlines() if line.strip().startswith("ingest"))
     assert selection(out) == selection(local_run)
     assert not list(out.glob(".*.tmp-*"))
 
@@ -73,11 +74,12 @@ def test_cluster_mode_gives_the_local_selection(tmp_path, local_run, standalone_
 
 
 @pytest.mark.real_data
-def test_stage_jobs_run_alone_on_a_run_directory(tmp_path, local_run):
+def test_stage_jobs_run_alone_on_a_run_directory(tmp_path, local_run, spark):
     out = tmp_path / "run"
-    for job, extra in (("ingest", ["--pool", str(LAION)]), ("match", []), ("count", []),
-                       ("balance", ["--target-size", "3000", "--seed", "1"])):
-        submit(str(REPO / "jobs" / f"{job}.py"), "--out", str(out), *extra)
+    submit(str(REPO / "jobs" / "ingest.py"), "--out", str(out), "--pool", str(LAION))
+    for job, extra in (("match", []), ("count", []), ("balance", ["--target-size", "3000", "--seed", "1"])):
+        status, output = run_job_here(job, "--out", str(out), *extra)  # the same scripts, on this process's Spark
+        assert status == 0, output
     local = {stage: json.loads((local_run / stage / MANIFEST).read_text()) for stage in ("ingest", "matches")}
     for stage, manifest in local.items():
         assert json.loads((out / stage / MANIFEST).read_text())["fingerprint"] == manifest["fingerprint"]

@@ -1,5 +1,5 @@
 """The closed-loop study, small: a long-tailed pool of real CIFAR-10 photos through the pipeline's stages
-(spark-submit), settings chosen on a held-out validation split, arms trained for the same samples and evaluated
+(the data job on the tests' Spark session), settings chosen on a held-out validation split, arms trained for the same samples and evaluated
 zero-shot on CIFAR-10's test set."""
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from pipeline.errors import UserInputError
 from pipeline.experiments.arms import ONLINE, PIPELINE, RAW, REFERENCE, UIDS, ArmSpec, PoolFacts
 from pipeline.experiments.report import paired_difference
 from pipeline.experiments.study import t_grid
-from tests.helpers import CIFAR_TEST_PER_CLASS, ENV, REPO, SHARED, submit
+from tests.helpers import CIFAR_TEST_PER_CLASS, ENV, SHARED, run_job_here
 
 pytestmark = pytest.mark.slow
 ARMS = (RAW, PIPELINE, ONLINE)
+BUDGET = 640  # samples each arm trains on: 20 steps of 32
 
 
 def study_command(run: Path, out_root: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.experiment", "--run", str(run), "--name", "small",
-            "--arms", *ARMS, "--budgets", "960", "--sweep-samples", "960", "--t-values", "2", "--seeds", "2",
+            "--arms", *ARMS, "--budgets", str(BUDGET), "--sweep-samples", str(BUDGET), "--t-values", "2", "--seeds", "2",
             "--other-seeds", "1", "--reference-seeds", "1", "--batch-size", "32", "--warmup", "5", "--workers", "1",
             "--out-root", str(out_root), *extra]
 
@@ -40,13 +41,14 @@ def run_ok(command: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, cifar_test_subset) -> tuple[Path, Path, str, str]:
+def study(tmp_path_factory, cifar_test_subset, spark) -> tuple[Path, Path, str, str]:
     """The data job, the sweep alone with no test set anywhere, then the study, as `make experiment` runs them."""
     run = tmp_path_factory.mktemp("study") / "run"
     results = run.parent / "results"
-    submit(str(REPO / "jobs" / "experiment_data.py"), "--out", str(run), "--head-rows", "300", "--imbalance", "24",
-           "--validation-per-class", "40", "--reference-per-class", "60", "--eps", "0.002",
-           "--photos", str(SHARED / "images" / "cifar10_train.tar.gz"))
+    status, output = run_job_here("experiment_data", "--out", str(run), "--head-rows", "300", "--imbalance", "24",
+                                  "--validation-per-class", "40", "--reference-per-class", "60", "--eps", "0.002",
+                                  "--photos", str(SHARED / "images" / "cifar10_train.tar.gz"))
+    assert status == 0, output
     sweep_stdout = run_ok(study_command(run, results, "--sweep-only", "--images", str(run / "no-test-set.tar")))
     stdout = run_ok(study_command(run, results, "--images", str(cifar_test_subset)))
     return run, results / "small", sweep_stdout, stdout
@@ -116,7 +118,7 @@ def test_arms_train_on_equal_samples_and_the_table_pairs_seeds(study):
     counts = {arm: sum(run["arm"] == arm for run in results["runs"]) for arm in (*ARMS, REFERENCE)}
     assert counts == {RAW: 2, PIPELINE: 2, ONLINE: 1, REFERENCE: 1}
     for run in results["runs"]:
-        assert run["samples_seen"] == 960 and run["test_images"] == 10 * CIFAR_TEST_PER_CLASS
+        assert run["samples_seen"] == BUDGET and run["test_images"] == 10 * CIFAR_TEST_PER_CLASS
         assert 0 <= run["top1"] <= 1
     table = (out / "table.md").read_text()
     assert table in stdout and "(n=2)" in table and "| reference |" in table

@@ -117,8 +117,8 @@ def open_clip_loader_count(tars: list[str]) -> int:
 
 
 @pytest.mark.slow
-def test_image_jobs_with_spark_submit_and_retry_failed(spark, tmp_path, cifar_images):
-    from tests.helpers import REPO, submit
+def test_image_jobs_run_alone_and_download_retries_failed_under_spark_submit(spark, tmp_path, cifar_images):
+    from tests.helpers import REPO, run_job_here, submit
 
     vocabulary = tmp_path / "vocab.txt"
     vocabulary.write_text("photo\nairplane\n", encoding="utf-8")
@@ -129,7 +129,7 @@ def test_image_jobs_with_spark_submit_and_retry_failed(spark, tmp_path, cifar_im
         rows = [{"url": server.url("img", name), "caption": f"a photo of an airplane {name}"} for name in names[:20]]
         rows += [{"url": server.url("flaky", name), "caption": f"a flaky photo {name}"} for name in names[20:]]
         pool.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        # the text jobs' own spark-submit runs are tests/cli's; here the image jobs' are
+        # the text jobs' own spark-submit runs are tests/cli's; here the download job's
         curate_text(spark, TextCurationConfig(pool=str(pool), metadata=str(vocabulary), out=str(run),
                                               balance=BalanceConfig(t=1000, seed=0)))
         # Flaky urls fail at once (503); the timeout only has to spare real images on a busy machine.
@@ -138,15 +138,14 @@ def test_image_jobs_with_spark_submit_and_retry_failed(spark, tmp_path, cifar_im
         server.heal()
         retried = submit(str(REPO / "jobs" / "download.py"), "--run", str(run), "--retry-failed", *LOOPBACK)
         assert "out        24" in retried.stdout and "rejected: none" in retried.stdout
-    submit(str(REPO / "jobs" / "validate.py"), "--run", str(run), "--min-side", "0")
-    submit(str(REPO / "jobs" / "rebalance.py"), "--run", str(run), "--t", "1000")
-    written = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(run), "--out", str(shards),
-                     "--samples-per-shard", "10")
-    assert "24 samples in 3 shards" in written.stdout
+    assert run_job_here("validate", "--run", str(run), "--min-side", "0")[0] == 0
+    assert run_job_here("rebalance", "--run", str(run), "--t", "1000")[0] == 0
+    status, written = run_job_here("write_shards", "--run", str(run), "--out", str(shards),
+                                   "--samples-per-shard", "10")
+    assert status == 0 and "24 samples in 3 shards" in written
     assert json.loads((shards / STAGES["shards"].files["stats"]).read_text())["samples"] == 24
-    missing = submit(str(REPO / "jobs" / "write_shards.py"), "--run", str(tmp_path / "nowhere"), "--out",
-                     str(tmp_path / "x"), check=False)
-    assert missing.returncode == 2 and "run download, validate and rebalance first" in missing.stdout + missing.stderr
+    status, missing = run_job_here("write_shards", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
+    assert status == 2 and "run download, validate and rebalance first" in missing and "Traceback" not in missing
 
 
 @pytest.mark.slow
@@ -216,12 +215,12 @@ def test_download_on_a_standalone_cluster_uses_its_executors(tmp_path, cifar_ima
 
 
 @pytest.mark.slow
-def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_path, cifar_images):
+def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_path, cifar_images, spark):
     import os
     import signal
     import subprocess
 
-    from tests.helpers import ENV, REPO, SUBMIT
+    from tests.helpers import ENV, REPO, SUBMIT, run_job_here
 
     names = list(cifar_images)[:40]
     run = tmp_path / "run"
@@ -244,9 +243,9 @@ def test_a_killed_download_job_resumes_without_refetching_finished_shards(tmp_pa
         done_urls = {url for stats in finished for url in
                      pq.read_table(str(stats).replace("_stats.json", ".parquet")).column("url").to_pylist()}
         before = len(server.requests)
-        rerun = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+        status, rerun = run_job_here("download", *args[len(SUBMIT) + 1:])  # the rerun needs no new JVM
         refetched = {server.base_url + path for path in server.requests[before:]}
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert status == 0, rerun[-2000:]
     assert refetched and not refetched & done_urls
     manifest = json.loads((run / "download" / "_manifest.json").read_text())
     assert manifest["rows_out"] == len(names) and manifest["shards"] == 5

@@ -18,7 +18,7 @@ from pipeline.run.directory import HOLD_PIPE, HOLD_STAGE, MANIFEST, REJECTS
 from pipeline.spark.crawl import CrawlConfig, run_extract_crawl
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.text.balancing import BalanceConfig
-from tests.helpers import ENV, REPO, SHARED, SUBMIT, VOCAB, open_when_peer_opens, submit
+from tests.helpers import ENV, REPO, SHARED, SUBMIT, VOCAB, open_when_peer_opens, run_job_here
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 EXTRACT = str(REPO / "jobs" / "extract_crawl.py")
@@ -130,9 +130,8 @@ def test_the_job_names_bad_files_and_a_killed_run_leaves_nothing_complete(tmp_pa
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
     assert not (out / MANIFEST).exists()
-    result = submit(EXTRACT, "--input", str(crawl), "--out", str(out), check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output  # one file could not be read: named, and the status says so
+    status, output = run_job_here("extract_crawl", "--input", str(crawl), "--out", str(out))
+    assert status == 1, output  # one file could not be read: named, and the status says so
     assert f"error: {crawl / 'junk.warc.gz'}: " in output and "--retry-failed" in output
     assert "Traceback" not in output and f"pool: {out}" in output
     assert pool(out).equals(pool(extracted[0]))
