@@ -16,14 +16,19 @@ import numpy as np
 from numba import njit
 
 from pipeline.text.token_automaton import (
+    EMIT_MASK,
+    EMIT_RANGE,
+    EMIT_SHIFT,
     EMPTY_EDGE,
-    FAIL,
     FNV_OFFSET,
+    FAILS_TO_ROOT,
+    FILTER_MULTIPLIER,
     FNV_PRIME,
-    OUTPUT_END,
-    OUTPUT_LINK,
-    OUTPUT_START,
+    FOLLOWS,
+    LENGTH_BITS,
+    LONG,
     PACKED_BYTES,
+    STATE_SHIFT,
     TokenAutomaton,
 )
 
@@ -48,53 +53,69 @@ _QUOTE, _SPACE, _S = ord("'"), ord(" "), ord("s")
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _token_id(source, start, end, value, packed, token_slots, token_offsets, token_bytes):
-    """The id of the token source[start:end] (FNV-1a hash `value`, bytes `packed` when short), or -1."""
+def _token_slot(source, start, end, value, packed, token_slots, long_tokens, token_bytes):
+    """The slot of the token source[start:end] (FNV-1a hash `value`, bytes `packed` when short), or -1."""
     mask = np.uint64(len(token_slots) - 1)
     length = end - start
-    key = packed if length <= PACKED_BYTES else value
+    is_long = length > PACKED_BYTES
+    key = value if is_long else packed
+    code = np.uint64(LONG) if is_long else np.uint64(length + 1)
     slot = value & mask
     while True:
-        meta = token_slots[slot, 1]
-        if meta == 0:
-            return -1
-        if token_slots[slot, 0] == key and (meta & np.uint64(0xFFFFFFFF)) == np.uint64(length):
-            token = np.int64(meta >> np.uint64(32)) - 1
-            if length <= PACKED_BYTES:
-                return token
-            begin = token_offsets[token]
-            same = True
-            for index in range(length):
-                if token_bytes[begin + index] != source[start + index]:
-                    same = False
-                    break
+        word = token_slots[slot, 1]
+        if word == 0:
+            return np.int64(-1)
+        if token_slots[slot, 0] == key and (word & np.uint64(LENGTH_BITS)) == code:
+            if not is_long:
+                return np.int64(slot)
+            begin, stop = np.int64(long_tokens[slot, 0]), np.int64(long_tokens[slot, 1])
+            same = stop - begin == length
+            index = 0
+            while same and index < length:
+                same = token_bytes[begin + index] == source[start + index]
+                index += 1
             if same:
-                return token
+                return np.int64(slot)
         slot = (slot + np.uint64(1)) & mask
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _step(state, token, root_next, edges, states):
-    """Aho-Corasick's goto with failure links, one token."""
-    if token < 0:  # a token no entry has: every run breaks here
-        return 0
+def _may_have_edge(key, edge_filter):
+    """False when the edge filter proves the transition absent (pipeline.text.token_automaton.filter_position)."""
+    mixed = key * np.uint64(FILTER_MULTIPLIER)
+    word = edge_filter[(mixed >> np.uint64(40)) & np.uint64(len(edge_filter) - 1)]
+    bits = ((np.uint64(1) << (mixed & np.uint64(63))) | (np.uint64(1) << ((mixed >> np.uint64(6)) & np.uint64(63)))
+            | (np.uint64(1) << ((mixed >> np.uint64(12)) & np.uint64(63))))
+    return word & bits == bits
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _step(state, fails_to_root, slot, root_step, edges, edge_filter, fail_resume):
+    """Aho-Corasick's goto with failure links from a state past the root, on a token that follows another in
+    some key: the step record of its target. `fails_to_root`: the state's fail target is the root, known from
+    the step that led here, so the common miss reads neither the edges nor fail_resume."""
     mask = np.uint64(len(edges) - 1)
     while state != 0:
-        key = (np.uint64(state) << np.uint64(32)) | np.uint64(token)
-        slot = ((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
-        while edges[slot, 0] != np.uint64(EMPTY_EDGE):
-            if edges[slot, 0] == key:
-                return np.int64(edges[slot, 1])
-            slot = (slot + np.uint64(1)) & mask
-        state = states[state, FAIL]
-    return root_next[token]
+        key = (np.uint64(state) << np.uint64(32)) | np.uint64(slot)
+        if _may_have_edge(key, edge_filter):
+            probe = ((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+            while edges[probe, 0] != np.uint64(EMPTY_EDGE):
+                if edges[probe, 0] == key:
+                    return edges[probe, 1]
+                probe = (probe + np.uint64(1)) & mask
+        if fails_to_root:
+            break
+        state = fail_resume[state]
+    return root_step
 
 
 @njit(cache=True, nogil=True)
-def _walk(source, start, end, classes, skip_empty, found, found_count, token_slots, token_offsets, token_bytes,
-          root_next, edges, states, output_ids):
-    """Cut source[start:end] into tokens and walk them; the entry ids met are appended to `found`."""
-    state = 0
+def _walk(source, start, end, classes, skip_empty, found, token_slots, long_tokens, token_bytes, edges, edge_filter,
+          fail_resume, emit_offsets, emit_ids):
+    """Cut source[start:end] into tokens and walk them; the entry ids met are written to `found` (room for
+    _most_found of them), their count returned."""
+    found_count = 0
+    state, fails_to_root = 0, True
     token_start = start
     value, packed = np.uint64(FNV_OFFSET), np.uint64(0)
     position = start
@@ -117,21 +138,38 @@ def _walk(source, start, end, classes, skip_empty, found, found_count, token_slo
                 token_end = position
                 if skip_empty and token_end == token_start:
                     continue
-            token = _token_id(source, token_start, token_end, value, packed, token_slots, token_offsets,
-                              token_bytes)
-            state = _step(state, token, root_next, edges, states)
-            emit = state if states[state, OUTPUT_START] < states[state, OUTPUT_END] else states[state, OUTPUT_LINK]
-            while emit != 0:
-                for index in range(states[emit, OUTPUT_START], states[emit, OUTPUT_END]):
-                    if found_count == len(found):
-                        found = np.concatenate((found, np.empty(len(found), np.int32)))
-                    found[found_count] = output_ids[index]
+            slot = _token_slot(source, token_start, token_end, value, packed, token_slots, long_tokens,
+                               token_bytes)
+            if slot < 0:  # a token no entry has: every run breaks here
+                state = 0
+                continue
+            step = token_slots[slot, 1]  # the root's step on it
+            if state != 0 and step & np.uint64(FOLLOWS):
+                step = _step(state, fails_to_root, slot, step, edges, edge_filter, fail_resume)
+            state = np.int64(step >> np.uint64(STATE_SHIFT))
+            fails_to_root = step & np.uint64(FAILS_TO_ROOT) != 0
+            emit = np.int64((step >> np.uint64(EMIT_SHIFT)) & np.uint64(EMIT_MASK))
+            if emit == 0:
+                continue
+            if emit < EMIT_RANGE:
+                found[found_count] = emit - 1
+                found_count += 1
+            else:
+                for index in range(emit_offsets[emit - EMIT_RANGE], emit_offsets[emit - EMIT_RANGE + 1]):
+                    found[found_count] = emit_ids[index]
                     found_count += 1
-                emit = states[emit, OUTPUT_LINK]
         position += 1
         token_start = position
         value, packed = np.uint64(FNV_OFFSET), np.uint64(0)
-    return found, found_count
+    return found_count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _most_found(length, largest_emit):
+    """At most how many ids a walk of `length` bytes writes: each byte ends at most two tokens (a token and an
+    own-token byte), one more token ends the text, and a step emits at most `largest_emit` ids. Sized before
+    the walk, so the walk itself never checks for room."""
+    return (2 * length + 1) * largest_emit
 
 
 @njit(cache=True, nogil=True)
@@ -174,12 +212,13 @@ def _insertion_sort(values, count):
 
 
 @njit(cache=True, nogil=True)
-def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_slots, token_offsets, token_bytes,
-                root_next, edges, states, output_ids):
+def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_slots, long_tokens, token_bytes,
+                edges, edge_filter, fail_resume, emit_offsets, emit_ids):
     count = len(offsets) - 1
     out_offsets = np.zeros(count + 1, np.int32)
     out_values = np.empty(max(16, count * 2), np.int32)
-    found = np.empty(64, np.int32)
+    largest_emit = max(1, np.max(emit_offsets[1:] - emit_offsets[:-1])) if len(emit_offsets) > 1 else 1
+    found = np.empty(4096, np.int32)
     scratch = np.empty(0, np.uint8)
     written = 0
     for row in range(count):
@@ -187,15 +226,15 @@ def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_slo
         if not valid[row]:
             continue
         start, end = offsets[row], offsets[row + 1]
+        source, first, last = data, start, end
         if ascii_rows[row]:
             if len(scratch) < 3 * (end - start):
                 scratch = np.empty(6 * (end - start), np.uint8)
-            length = _normalize_ascii(data, start, end, scratch)
-            found, found_count = _walk(scratch, 0, length, classes, skip_empty, found, 0, token_slots,
-                                       token_offsets, token_bytes, root_next, edges, states, output_ids)
-        else:
-            found, found_count = _walk(data, start, end, classes, skip_empty, found, 0, token_slots, token_offsets,
-                                       token_bytes, root_next, edges, states, output_ids)
+            source, first, last = scratch, 0, _normalize_ascii(data, start, end, scratch)
+        if len(found) < _most_found(last - first, largest_emit):
+            found = np.empty(2 * _most_found(last - first, largest_emit), np.int32)
+        found_count = _walk(source, first, last, classes, skip_empty, found, token_slots, long_tokens, token_bytes,
+                            edges, edge_filter, fail_resume, emit_offsets, emit_ids)
         if found_count:
             _insertion_sort(found, found_count)
             if written + found_count > len(out_values):
@@ -218,5 +257,5 @@ def match_rows(automaton: TokenAutomaton, data: np.ndarray, offsets: np.ndarray,
     else:
         classes, skip_empty = NORMALIZED_CLASSES, True
     return _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, automaton.token_slots,
-                       automaton.token_offsets, automaton.token_bytes, automaton.root_next, automaton.edges,
-                       automaton.states, automaton.output_ids)
+                       automaton.long_tokens, automaton.token_bytes, automaton.edges, automaton.edge_filter,
+                       automaton.fail_resume, automaton.emit_offsets, automaton.emit_ids)

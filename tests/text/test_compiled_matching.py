@@ -99,7 +99,7 @@ def test_the_automaton_is_built_once_and_memory_mapped_from_the_cache(monkeypatc
     assert sorted(path.name for path in (tmp_path / "automata").iterdir()) == [folder.name]
     written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
     loaded = TokenAutomaton.load(folder)
-    assert isinstance(loaded.states, np.memmap) and not loaded.states.flags.writeable
+    assert isinstance(loaded.edges, np.memmap) and not loaded.edges.flags.writeable
     assert Matcher(vocabulary, "metaclip").match_arrow(pa.array(["cat"])).to_pylist() == [[2]]
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written  # read, not rebuilt
     Matcher(vocabulary, "default").match_arrow(pa.array(["Cat"]))  # another mode's keys: another automaton
