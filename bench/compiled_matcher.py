@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from bench.text_curation import PRINT_PEAK_RSS_MIB, REPO, VOCAB, best_rate, pyahocorasick_bare_scan, real_pool
-from pipeline.text.matching import Matcher, metaclip_prepare
-from pipeline.text.token_automaton import CACHE_ENV, TokenAutomaton, keys_fingerprint
+from pipeline.text.matching import Matcher, compiled_automaton_folder, metaclip_prepare
+from pipeline.text.token_automaton import CACHE_ENV, TokenAutomaton
 from pipeline.vocab.entries import load_entries
 
 COPIES = 8  # the real captions repeated, so that a timed pass is long enough to measure
@@ -52,7 +52,7 @@ def main() -> None:
                 prepared = [metaclip_prepare(text) for text in captions]
                 results["pyahocorasick_bare_scan_per_s"] = best_rate(
                     lambda m=matcher, p=prepared: pyahocorasick_bare_scan(m, p), len(captions))
-            folder = Path(cache) / "automata" / keys_fingerprint(keys)
+            folder = compiled_automaton_folder(entries, mode)
             results[f"{mode}_worker_rss_mib"] = worker_rss_mib(folder, mode)
     results["metaclip_vs_bare_scan"] = results["metaclip_compiled_per_s"] / results["pyahocorasick_bare_scan_per_s"]
     print(f"compiled matcher, {len(entries):,} entries, {len(captions):,} real captions, one core:")

@@ -23,8 +23,8 @@ from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
 from pipeline.text.ingest import with_carried
-from pipeline.text.matching import match_compiled, token_keys
-from pipeline.text.token_automaton import TokenAutomaton, automaton_folder, cached_automaton
+from pipeline.text.matching import compiled_automaton_folder, match_compiled
+from pipeline.text.token_automaton import TokenAutomaton
 from pipeline.text.vocabulary import Vocabulary
 from pipeline.text.worldwide import WorldwideMatcher
 
@@ -37,7 +37,8 @@ NO_MATCH = ("no_match", "caption matches no vocabulary entry")
 _MATCHERS: dict[tuple[str, str], TokenAutomaton | WorldwideMatcher] = {}
 
 
-def _matcher(vocab_key: str, mode: str, automaton: str | None, vocabulary_broadcast) -> TokenAutomaton | WorldwideMatcher:
+def _matcher(vocab_key: str, mode: str, automaton: str | None, vocabulary_broadcast,
+             ) -> TokenAutomaton | WorldwideMatcher:
     """Worldwide: a WorldwideMatcher. Otherwise the compiled automaton the driver left in `automaton`, mapped;
     a worker that cannot see that folder (another machine) builds it into its own cache from the vocabulary."""
     key = (vocab_key, mode)
@@ -47,8 +48,8 @@ def _matcher(vocab_key: str, mode: str, automaton: str | None, vocabulary_broadc
             _MATCHERS[key] = TokenAutomaton.load(Path(automaton))
         else:
             vocabulary: Vocabulary = vocabulary_broadcast.value
-            _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else \
-                cached_automaton(token_keys(vocabulary.entries, mode))
+            _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else TokenAutomaton.load(
+                compiled_automaton_folder(vocabulary.entries, mode, vocabulary.fingerprint))
     return _MATCHERS[key]
 
 
@@ -105,7 +106,8 @@ def run_match(spark: SparkSession, run_dir: Path, vocabulary: Vocabulary, mode: 
                                  f"with --worldwide (language identification) or from a pool with a language column")
         broadcast = spark.sparkContext.broadcast(vocabulary)
         # built here once, so that local workers (and any that share this disk) map it instead of building it
-        automaton = None if vocabulary.worldwide else str(automaton_folder(token_keys(vocabulary.entries, mode)))
+        automaton = None if vocabulary.worldwide else \
+            str(compiled_automaton_folder(vocabulary.entries, mode, vocabulary.fingerprint))
         schema = with_carried(MATCHES_SCHEMA, columns)
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption", *schema.names[len(MATCHES_SCHEMA):]])
         written = write_from_tasks(

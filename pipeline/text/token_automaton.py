@@ -23,12 +23,11 @@ A step's cost is its cache misses, so what a step needs is kept in the 16-byte r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -224,14 +223,6 @@ def _edge_tables(children: list[dict[int, int]], steps: list[int], slot_of: list
     return edges, np.array(edge_filter, np.uint64)
 
 
-def keys_fingerprint(keys: Sequence[Sequence[bytes]]) -> str:
-    """Names a cached automaton: the keys' tokens in order, and the tables' format."""
-    digest = hashlib.sha256(f"token-automaton v{FORMAT_VERSION}\n".encode())
-    for key in keys:
-        digest.update(b"\x00".join(key) + b"\x01")
-    return digest.hexdigest()[:32]
-
-
 CACHE_ENV = "METACURATE_CACHE"
 
 
@@ -242,14 +233,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metacurate"
 
 
-def automaton_folder(keys: Sequence[Sequence[bytes]], root: Path | None = None) -> Path:
-    """The cache folder of the automaton of `keys`, built and saved there first when missing: one build per
-    machine and vocabulary, and one copy in memory for all the workers that map it."""
-    folder = (root or cache_root()) / "automata" / keys_fingerprint(keys)
+def automaton_folder(name: str, make_keys: Callable[[], Sequence[Sequence[bytes]]], root: Path | None = None) -> Path:
+    """The cache folder `name` (with this layout's version) of an automaton, built from make_keys() and saved
+    there first when missing: one build per machine and vocabulary, and one copy in memory for all the workers
+    that map it. The name must change whenever the keys would."""
+    folder = (root or cache_root()) / "automata" / f"{name}-v{FORMAT_VERSION}"
     if not (folder / "format.json").exists():
-        TokenAutomaton.build(keys).save(folder)
+        TokenAutomaton.build(make_keys()).save(folder)
     return folder
-
-
-def cached_automaton(keys: Sequence[Sequence[bytes]], root: Path | None = None) -> TokenAutomaton:
-    return TokenAutomaton.load(automaton_folder(keys, root))

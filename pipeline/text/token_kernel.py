@@ -15,14 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.text.matching import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 from pipeline.text.token_automaton import (
     EMIT_MASK,
     EMIT_RANGE,
     EMIT_SHIFT,
     EMPTY_EDGE,
-    FNV_OFFSET,
     FAILS_TO_ROOT,
     FILTER_MULTIPLIER,
+    FNV_OFFSET,
     FNV_PRIME,
     FOLLOWS,
     LENGTH_BITS,
@@ -42,11 +43,11 @@ def _byte_classes(separators: str, own_tokens: str = "") -> np.ndarray:
     return classes
 
 
-METACLIP_CLASSES = _byte_classes(" \t\n\r", ",.;:?!`")
-# str.split()'s ASCII whitespace: the normalized text is cut there and its runs collapse
-NORMALIZED_CLASSES = _byte_classes(" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f")
-# default_normalize on ASCII: these stand as tokens of their own (matching._DEFAULT_WRAPPED's ASCII part)
-DEFAULT_ASCII_CLASSES = _byte_classes(" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", ",.;:?!`\"()[]{}<>/\\|-")
+METACLIP_CLASSES = _byte_classes(" " + "".join(METACLIP_SPACED), "".join(METACLIP_WRAPPED))
+_ASCII_WHITESPACE = "".join(char for char in map(chr, range(128)) if char.isspace())  # where str.split() cuts
+NORMALIZED_CLASSES = _byte_classes(_ASCII_WHITESPACE)  # the normalized text is cut there and its runs collapse
+# default_normalize on ASCII: the wrapped characters stand as tokens of their own
+DEFAULT_ASCII_CLASSES = _byte_classes(_ASCII_WHITESPACE, "".join(char for char in DEFAULT_WRAPPED if char.isascii()))
 _WORD = np.zeros(256, np.bool_)  # Python's \w on ASCII
 _WORD[[ord(char) for char in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"]] = True
 _QUOTE, _SPACE, _S = ord("'"), ord(" "), ord("s")
