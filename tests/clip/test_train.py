@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -31,7 +32,9 @@ from tests.helpers import CIFAR_TEST_PER_CLASS, OPTIONS, REPO, SHARED, open_when
 CLASSES = REPO / "data" / "cifar10_classes.txt"
 TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-LEARNS = dict(samples=9600, batch_size=32, lr=1e-3, warmup=20, workers=1, log_every=50, checkpoint_every=100)
+LEARNS = dict(samples=9600, batch_size=32, lr=1e-3, warmup=20, workers=1, log_every=25, checkpoint_every=100)
+# The contrastive loss of a model that has learned nothing: ln(batch size), 3.47 for 32
+CHANCE_LOSS = math.log(LEARNS["batch_size"])
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +46,10 @@ def log_losses(out: Path) -> list[float]:
 def assert_learned(out: Path, summary: dict, test_images: Path) -> dict:
     losses = log_losses(out)
     assert summary["steps"] == 300 and summary["samples_seen"] == 9600
-    assert np.mean(losses[-2:]) < losses[0] - 0.8, losses  # from near ln(32) = 3.47 at the start
+    # the last 100 steps' logged losses (one batch each, so noisy: 2.0-2.5 seen on img2dataset's shards) against
+    # chance, not one batch against another (the order of img2dataset's samples, so the batches, varies by run)
+    print(f"logged losses of {out.name}: {losses}")
+    assert np.mean(losses[-4:]) < CHANCE_LOSS - 0.8, losses
     results = evaluate(summary["checkpoint"], classes=CLASSES, images=test_images)["zero_shot"]
     print(f"zero-shot top-1 after 9,600 samples of {out.name}: {results['top1']:.3f}")
     assert results["images"] == 10 * CIFAR_TEST_PER_CLASS and results["top1"] > 0.18, results  # chance is 0.10
