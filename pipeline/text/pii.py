@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+MIN_PHONE_DIGITS, MAX_PHONE_DIGITS = 9, 15
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{6,22}\d(?!\w)")
 _SEPARATORS = re.compile(r"[\s().-]+")
@@ -18,7 +19,7 @@ _SEPARATORS = re.compile(r"[\s().-]+")
 def _is_phone(candidate: str) -> bool:
     digits = sum(character.isdigit() for character in candidate)
     groups = [group for group in _SEPARATORS.split(candidate.lstrip("+")) if group]
-    return 9 <= digits <= 15 and (candidate.startswith("+") or len(groups) >= 3)
+    return MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS and (candidate.startswith("+") or len(groups) >= 3)
 
 
 def pii_kind(caption: str | None) -> str | None:
