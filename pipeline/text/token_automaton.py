@@ -38,7 +38,7 @@ FNV_PRIME = 0x100000001B3
 PACKED_BYTES = 8  # tokens this long or shorter are stored, and compared, as one uint64
 EMPTY_EDGE = (1 << 64) - 1
 _MASK64 = (1 << 64) - 1
-FORMAT_VERSION = 5  # bump when the tables' layout or meaning changes: cached folders of another version are rebuilt
+FORMAT_VERSION = 6  # bump when the tables' layout or meaning changes: cached folders of another version are rebuilt
 # A slot's word (column 1 of token_slots) and a step record (column 1 of edges) share one layout:
 #   bits 0-3: the token's length + 1 when at most PACKED_BYTES, else LONG (0 in a step record; a slot's word is
 #             never 0, so 0 marks an empty slot); bit 4: FOLLOWS (the token is not the first of some key);
@@ -49,10 +49,10 @@ LENGTH_BITS, LONG = 0xF, 0xF
 FOLLOWS, FAILS_TO_ROOT = 1 << 4, 1 << 5
 EMIT_SHIFT, EMIT_MASK, EMIT_RANGE = 6, (1 << 28) - 1, 1 << 27
 STATE_SHIFT = 34
-# The edge filter: a blocked Bloom filter of the transitions' keys, FILTER_BITS_PER_EDGE bits each, three bits
-# of one uint64 per key, small enough to stay in L2 (about 260 KB for 500k entries), so that most lookups of a
-# transition that does not exist cost no cache miss.
-FILTER_BITS_PER_EDGE = 16
+# Two blocked Bloom filters, three bits of one uint64 per key, small enough to stay in L2, so that most lookups of
+# what does not exist cost no cache miss: one of the transitions' keys (16 bits each, 256 KB for 500k entries),
+# one of the tokens' hashes (8 bits each, 512 KB: a third of real captions' tokens are in no entry).
+FILTER_BITS_PER_EDGE, FILTER_BITS_PER_TOKEN = 16, 8
 FILTER_MULTIPLIER = 0xD6E8FEB86659FD93
 
 
@@ -81,13 +81,14 @@ def transition_slot(key: int, mask: int) -> int:
 
 
 def filter_position(key: int, words: int) -> tuple[int, int]:
-    """The edge filter's word and bit mask of a transition key, as the kernel's _may_have_edge computes them."""
+    """A filter's word and bit mask of a key, as the kernel's _may_contain computes them."""
     mixed = (key * FILTER_MULTIPLIER) & _MASK64
     return mixed >> 40 & (words - 1), 1 << (mixed & 63) | 1 << (mixed >> 6 & 63) | 1 << (mixed >> 12 & 63)
 
 
 @dataclass(frozen=True)
 class TokenAutomaton:
+    token_filter: np.ndarray  # uint64[words]: the tokens' FNV-1a hashes
     token_slots: np.ndarray  # uint64[size, 2]: token_key, the slot's word (0: an empty slot)
     long_tokens: np.ndarray  # uint32[size, 2]: where a slot's token longer than PACKED_BYTES is in token_bytes
     token_bytes: np.ndarray  # uint8[...]
@@ -143,7 +144,8 @@ class TokenAutomaton:
         token_slots, long_tokens, token_bytes, slot_of = _token_table(
             tokens, [steps[children[0][token]] if token in children[0] else 0 for token in range(len(tokens))],
             followers)
-        return cls(token_slots, long_tokens, token_bytes, *_edge_tables(children, steps, slot_of), fail_resume,
+        return cls(_filter([token_hash(token) for token in tokens], FILTER_BITS_PER_TOKEN), token_slots,
+                   long_tokens, token_bytes, *_edge_tables(children, steps, slot_of), fail_resume,
                    emit_offsets, emit_ids)
 
 
@@ -211,16 +213,21 @@ def _edge_tables(children: list[dict[int, int]], steps: list[int], slot_of: list
     size = _table_size(len(pairs))
     edges = np.zeros((size, 2), np.uint64)
     edges[:, 0] = EMPTY_EDGE
-    words = 1 << max(0, (len(pairs) * FILTER_BITS_PER_EDGE // 64 - 1).bit_length())
-    edge_filter = [0] * words
     for key, step in pairs:
         slot = transition_slot(key, size - 1)
         while edges[slot, 0] != EMPTY_EDGE:
             slot = (slot + 1) & (size - 1)
         edges[slot] = key, step
+    return edges, _filter([key for key, _ in pairs], FILTER_BITS_PER_EDGE)
+
+
+def _filter(keys: list[int], bits_per_key: int) -> np.ndarray:
+    words = 1 << max(0, (len(keys) * bits_per_key // 64 - 1).bit_length())
+    table = [0] * words
+    for key in keys:
         word, bits = filter_position(key, words)
-        edge_filter[word] |= bits
-    return edges, np.array(edge_filter, np.uint64)
+        table[word] |= bits
+    return np.array(table, np.uint64)
 
 
 CACHE_ENV = "METACURATE_CACHE"

@@ -81,10 +81,10 @@ def _token_slot(source, start, end, value, packed, token_slots, long_tokens, tok
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _may_have_edge(key, edge_filter):
-    """False when the edge filter proves the transition absent (pipeline.text.token_automaton.filter_position)."""
+def _may_contain(key, bloom):
+    """False when the filter proves the key absent (pipeline.text.token_automaton.filter_position)."""
     mixed = key * np.uint64(FILTER_MULTIPLIER)
-    word = edge_filter[(mixed >> np.uint64(40)) & np.uint64(len(edge_filter) - 1)]
+    word = bloom[(mixed >> np.uint64(40)) & np.uint64(len(bloom) - 1)]
     bits = ((np.uint64(1) << (mixed & np.uint64(63))) | (np.uint64(1) << ((mixed >> np.uint64(6)) & np.uint64(63)))
             | (np.uint64(1) << ((mixed >> np.uint64(12)) & np.uint64(63))))
     return word & bits == bits
@@ -98,7 +98,7 @@ def _step(state, fails_to_root, slot, root_step, edges, edge_filter, fail_resume
     mask = np.uint64(len(edges) - 1)
     while state != 0:
         key = (np.uint64(state) << np.uint64(32)) | np.uint64(slot)
-        if _may_have_edge(key, edge_filter):
+        if _may_contain(key, edge_filter):
             probe = ((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
             while edges[probe, 0] != np.uint64(EMPTY_EDGE):
                 if edges[probe, 0] == key:
@@ -111,8 +111,8 @@ def _step(state, fails_to_root, slot, root_step, edges, edge_filter, fail_resume
 
 
 @njit(cache=True, nogil=True)
-def _walk(source, start, end, classes, skip_empty, found, token_slots, long_tokens, token_bytes, edges, edge_filter,
-          fail_resume, emit_offsets, emit_ids):
+def _walk(source, start, end, classes, skip_empty, found, token_filter, token_slots, long_tokens, token_bytes,
+          edges, edge_filter, fail_resume, emit_offsets, emit_ids):
     """Cut source[start:end] into tokens and walk them; the entry ids met are written to `found` (room for
     _most_found of them), their count returned."""
     found_count = 0
@@ -139,8 +139,10 @@ def _walk(source, start, end, classes, skip_empty, found, token_slots, long_toke
                 token_end = position
                 if skip_empty and token_end == token_start:
                     continue
-            slot = _token_slot(source, token_start, token_end, value, packed, token_slots, long_tokens,
-                               token_bytes)
+            slot = -1
+            if _may_contain(value, token_filter):
+                slot = _token_slot(source, token_start, token_end, value, packed, token_slots, long_tokens,
+                                   token_bytes)
             if slot < 0:  # a token no entry has: every run breaks here
                 state = 0
                 continue
@@ -213,8 +215,8 @@ def _insertion_sort(values, count):
 
 
 @njit(cache=True, nogil=True)
-def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_slots, long_tokens, token_bytes,
-                edges, edge_filter, fail_resume, emit_offsets, emit_ids):
+def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_filter, token_slots, long_tokens,
+                token_bytes, edges, edge_filter, fail_resume, emit_offsets, emit_ids):
     count = len(offsets) - 1
     out_offsets = np.zeros(count + 1, np.int32)
     out_values = np.empty(max(16, count * 2), np.int32)
@@ -234,8 +236,8 @@ def _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, token_slo
             source, first, last = scratch, 0, _normalize_ascii(data, start, end, scratch)
         if len(found) < _most_found(last - first, largest_emit):
             found = np.empty(2 * _most_found(last - first, largest_emit), np.int32)
-        found_count = _walk(source, first, last, classes, skip_empty, found, token_slots, long_tokens, token_bytes,
-                            edges, edge_filter, fail_resume, emit_offsets, emit_ids)
+        found_count = _walk(source, first, last, classes, skip_empty, found, token_filter, token_slots, long_tokens,
+                            token_bytes, edges, edge_filter, fail_resume, emit_offsets, emit_ids)
         if found_count:
             _insertion_sort(found, found_count)
             if written + found_count > len(out_values):
@@ -257,6 +259,6 @@ def match_rows(automaton: TokenAutomaton, data: np.ndarray, offsets: np.ndarray,
         classes, skip_empty, ascii_rows = METACLIP_CLASSES, False, np.zeros(len(valid), np.bool_)
     else:
         classes, skip_empty = NORMALIZED_CLASSES, True
-    return _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, automaton.token_slots,
-                       automaton.long_tokens, automaton.token_bytes, automaton.edges, automaton.edge_filter,
-                       automaton.fail_resume, automaton.emit_offsets, automaton.emit_ids)
+    return _match_rows(data, offsets, valid, ascii_rows, classes, skip_empty, automaton.token_filter,
+                       automaton.token_slots, automaton.long_tokens, automaton.token_bytes, automaton.edges,
+                       automaton.edge_filter, automaton.fail_resume, automaton.emit_offsets, automaton.emit_ids)
