@@ -31,16 +31,13 @@ import wordfreq
 
 from pipeline.errors import UserInputError
 from pipeline.text.token_automaton import TokenAutomaton, automaton_folder
+from pipeline.text.wrapped import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 from pipeline.vocab.entries import entries_fingerprint
 
 DEFAULT_MODE = "default"
 MODES = (DEFAULT_MODE, "metaclip")
 # ISO 639-1 codes of the languages written without spaces between words (MetaCLIP 2's list).
 SPACELESS_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my", "bo")
-
-# The rules below are stated once: the compiled kernel (token_kernel) builds its byte tables from them.
-METACLIP_WRAPPED = (",", ".", ";", ":", "?", "!", "`")
-METACLIP_SPACED = ("\t", "\n", "\r")
 
 
 def metaclip_prepare(text: str) -> str:
@@ -53,8 +50,6 @@ def metaclip_prepare(text: str) -> str:
     return text
 
 
-# Characters that always stand as tokens of their own in default mode.
-DEFAULT_WRAPPED = tuple(",.;:?!`\"()[]{}<>/\\|-\u2013\u2014\u2026")
 _QUOTE_FOLDING = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'",
     **{quote: '"' for quote in "\u201c\u201d\u201e\u00ab\u00bb"},

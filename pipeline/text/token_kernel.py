@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pipeline.text.matching import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 from pipeline.text.token_automaton import (
     EMIT_MASK,
     EMIT_RANGE,
@@ -32,6 +31,7 @@ from pipeline.text.token_automaton import (
     STATE_SHIFT,
     TokenAutomaton,
 )
+from pipeline.text.wrapped import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 
 REGULAR, SEPARATOR, OWN_TOKEN = 0, 1, 2  # what a byte does to the token it is in
 
