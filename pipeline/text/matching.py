@@ -17,6 +17,7 @@ import functools
 import gc
 import hashlib
 import re
+import sys
 import unicodedata
 from contextlib import contextmanager
 from operator import itemgetter
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 import wordfreq
 
 from pipeline.errors import UserInputError
+from pipeline.text import wrapped
 from pipeline.text.token_automaton import TokenAutomaton, automaton_folder
 from pipeline.text.wrapped import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 from pipeline.vocab.entries import entries_fingerprint
@@ -227,9 +229,13 @@ def token_keys(entries: Sequence[str], mode: str) -> list[list[bytes]]:
 
 @functools.cache
 def _key_rules() -> str:
-    """This module's code, which makes the keys (its normalization and token_keys): read through its loader, so
-    that a Spark executor importing it from the shipped zip reads it too."""
-    return hashlib.sha256(__loader__.get_data(__file__)).hexdigest()[:16]
+    """The code that makes the keys: this module (its normalization and token_keys) and the wrapped characters
+    it reads. Read through their loaders, so that a Spark executor importing them from the shipped zip reads
+    them too."""
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], wrapped):
+        digest.update(module.__loader__.get_data(module.__file__))
+    return digest.hexdigest()[:16]
 
 
 def compiled_automaton_folder(entries: Sequence[str], mode: str, fingerprint: str | None = None) -> Path:
