@@ -10,7 +10,6 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -29,6 +28,7 @@ from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.outputs import ddl, work_dir
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
 from pipeline.text.balancing import BalanceConfig, entry_probabilities, keep_mask, keep_probabilities, solve_t_with
+from pipeline.text.carried import stage_columns, with_carried
 from pipeline.text.counting import (
     COUNTS_SCHEMA,
     count_entries,
@@ -37,7 +37,6 @@ from pipeline.text.counting import (
     sparse_counts,
     sum_sparse_counts,
 )
-from pipeline.text.ingest import with_carried
 from pipeline.text.worldwide import EntryLanguages, entry_thresholds, language_thresholds
 
 BALANCE, COUNT, MATCH = STAGES["balance"], STAGES["count"], STAGES["match"]
@@ -177,7 +176,7 @@ def run_balance(spark: SparkSession, run_dir: Path, config: BalanceConfig, force
         counts_file = pq.read_table(COUNT.file(run_dir, "counts"))
         counts, entries = counts_file.column("count").to_numpy(), counts_file.column("entry").to_pylist()
         languages = entry_languages(counts_file)
-        schema = with_carried(SELECTION_SCHEMA, ds.dataset(MATCH.path(run_dir), format="parquet").schema.names)
+        schema = with_carried(SELECTION_SCHEMA, stage_columns(MATCH.path(run_dir)))
         columns = ["uid", "url", "caption", "entry_ids", *schema.names[len(SELECTION_SCHEMA):]]
         probs, summary = keep_probabilities_for(
             spark, lambda: spark.read.parquet(str(MATCH.path(run_dir))).select("entry_ids"), counts,

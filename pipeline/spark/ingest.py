@@ -26,6 +26,7 @@ from pipeline.spark.outputs import ddl, work_dir, write_split
 from pipeline.spark.session import spread
 from pipeline.spark.task_writes import conform, write_from_tasks
 from pipeline.text import pool
+from pipeline.text.carried import with_carried
 from pipeline.text.ingest import (
     ROW_SCHEMA,
     IngestConfig,
@@ -35,7 +36,6 @@ from pipeline.text.ingest import (
     key_hashes,
     key_hashes_schema,
     pii_kinds,
-    with_carried,
 )
 
 INGEST = STAGES["ingest"]

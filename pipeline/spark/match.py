@@ -9,21 +9,22 @@ and its writes were about half of the balance stage).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 
 from pipeline.errors import UserInputError
 from pipeline.run.directory import REJECT_SCHEMA, REJECTS, StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, require_upstream
 from pipeline.spark.task_writes import ParquetParts, write_from_tasks
+from pipeline.text import token_kernel
+from pipeline.text.carried import stage_columns, with_carried
 from pipeline.text.counting import COUNTS_SCHEMA, count_entries, sparse_counts
-from pipeline.text.ingest import with_carried
-from pipeline.text.matching import compiled_automaton_folder, match_compiled
+from pipeline.text.matching import Matcher, compiled_automaton_folder, match_compiled
 from pipeline.text.token_automaton import TokenAutomaton
 from pipeline.text.vocabulary import Vocabulary
 from pipeline.text.worldwide import WorldwideMatcher
@@ -34,22 +35,28 @@ MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("captio
 _ENTRY_IDS = pa.list_(pa.int32())
 NO_MATCH = ("no_match", "caption matches no vocabulary entry")
 # One matcher per Python worker process: workers are reused across tasks, so it is loaded or built once.
-_MATCHERS: dict[tuple[str, str], TokenAutomaton | WorldwideMatcher] = {}
+_MATCHERS: dict[tuple[str, str], TokenAutomaton | Matcher | WorldwideMatcher] = {}
 
 
 def _matcher(vocab_key: str, mode: str, automaton: str | None, vocabulary_broadcast,
-             ) -> TokenAutomaton | WorldwideMatcher:
+             ) -> TokenAutomaton | Matcher | WorldwideMatcher:
     """Worldwide: a WorldwideMatcher. Otherwise the compiled automaton the driver left in `automaton`, mapped;
-    a worker that cannot see that folder (another machine) builds it into its own cache from the vocabulary."""
+    a worker that cannot see that folder (another machine) builds it into its own cache from the vocabulary,
+    and one without the compiled walk (token_kernel.MISSING) matches with pyahocorasick's Matcher."""
     key = (vocab_key, mode)
     if key not in _MATCHERS:
         _MATCHERS.clear()
-        if automaton is not None and (Path(automaton) / "format.json").exists():
+        if token_kernel.MISSING is None and automaton is not None and (Path(automaton) / "format.json").exists():
             _MATCHERS[key] = TokenAutomaton.load(Path(automaton))
         else:
             vocabulary: Vocabulary = vocabulary_broadcast.value
-            _MATCHERS[key] = WorldwideMatcher(vocabulary, mode) if vocabulary.worldwide else TokenAutomaton.load(
-                compiled_automaton_folder(vocabulary.entries, mode, vocabulary.fingerprint))
+            if vocabulary.worldwide:
+                _MATCHERS[key] = WorldwideMatcher(vocabulary, mode)
+            elif token_kernel.MISSING is None:
+                _MATCHERS[key] = TokenAutomaton.load(
+                    compiled_automaton_folder(vocabulary.entries, mode, vocabulary.fingerprint))
+            else:
+                _MATCHERS[key] = Matcher(vocabulary.entries, mode)
     return _MATCHERS[key]
 
 
@@ -58,11 +65,14 @@ def _no_match_reasons(found: list[list[int] | None], languages: list[str | None]
             if ids is None else NO_MATCH for position, ids in enumerate(found) if not ids]
 
 
-def _entry_ids(matcher: TokenAutomaton | WorldwideMatcher, mode: str, batch: pa.RecordBatch,
+def _entry_ids(matcher: TokenAutomaton | Matcher | WorldwideMatcher, mode: str, batch: pa.RecordBatch,
                ) -> tuple[pa.ListArray, list[tuple[str, str]] | None]:
     """Each caption's entry ids, and the reasons of those with none (None: all of them `no_match`)."""
-    if isinstance(matcher, TokenAutomaton):
-        return pc.fill_null(match_compiled(matcher, mode, batch.column("caption")), pa.scalar([], _ENTRY_IDS)), None
+    if not isinstance(matcher, WorldwideMatcher):
+        captions = batch.column("caption")
+        found = match_compiled(matcher, mode, captions) if isinstance(matcher, TokenAutomaton) else \
+            matcher.match_arrow(captions)
+        return pc.fill_null(found, pa.scalar([], _ENTRY_IDS)), None
     languages = batch.column("language").to_pylist()
     found = matcher.match_batch(batch.column("caption").to_pylist(), languages)
     return (pa.array([entry_ids or [] for entry_ids in found], _ENTRY_IDS), _no_match_reasons(found, languages))
@@ -100,14 +110,17 @@ def run_match(spark: SparkSession, run_dir: Path, vocabulary: Vocabulary, mode: 
               **({"languages": list(vocabulary.languages)} if vocabulary.worldwide else {})}
 
     def body(out_dir: Path) -> StageResult:
-        columns = ds.dataset(ingest_dir, format="parquet").schema.names
+        columns = stage_columns(ingest_dir)
         if vocabulary.worldwide and "language" not in columns:
             raise UserInputError(f"{ingest_dir}: worldwide matching needs each caption's language; ingest again "
                                  f"with --worldwide (language identification) or from a pool with a language column")
         broadcast = spark.sparkContext.broadcast(vocabulary)
         # built here once, so that local workers (and any that share this disk) map it instead of building it
-        automaton = None if vocabulary.worldwide else \
+        automaton = None if vocabulary.worldwide or token_kernel.MISSING else \
             str(compiled_automaton_folder(vocabulary.entries, mode, vocabulary.fingerprint))
+        if token_kernel.MISSING and not vocabulary.worldwide:
+            print(f"warning: {token_kernel.MISSING}; matching with pyahocorasick instead (the same matches, "
+                  "several times slower)", file=sys.stderr)
         schema = with_carried(MATCHES_SCHEMA, columns)
         captions = ParquetParts(spark, ingest_dir, ["uid", "url", "caption", *schema.names[len(MATCHES_SCHEMA):]])
         written = write_from_tasks(

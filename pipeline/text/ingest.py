@@ -30,8 +30,6 @@ ROW_SCHEMA = pa.schema([
     ("source_row", pa.int64()),
 ])
 
-# Optional columns a pool may have that ride along with its rows through ingest, match and balance.
-CARRIED_FIELDS = (pa.field("language", pa.string()),)
 PREVIEW_CHARS = 200
 # The columns whose equality makes two rows duplicates, per IngestConfig.dedup_key.
 DEDUP_COLUMNS = {"url_caption": ["url", "caption"], "url": ["url"]}
@@ -131,15 +129,6 @@ def _rejects_table(batch: RawBatch, positions: np.ndarray, reasons: list) -> pa.
         "source_row": batch.rows[positions],
         "preview": [_preview(caption) for caption in captions],
     }, schema=REJECT_SCHEMA)
-
-
-def carried_fields(present: list[str]) -> list[pa.Field]:
-    """The carried columns among `present` (a stage's input columns)."""
-    return [field for field in CARRIED_FIELDS if field.name in present]
-
-
-def with_carried(schema: pa.Schema, present: list[str]) -> pa.Schema:
-    return pa.schema([*schema, *carried_fields(present)])
 
 
 def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Table]:

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import wordfreq
 
 from pipeline.errors import UserInputError
-from pipeline.text import wrapped
+from pipeline.text import token_kernel, wrapped
 from pipeline.text.token_automaton import TokenAutomaton, automaton_folder
 from pipeline.text.wrapped import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
 from pipeline.vocab.entries import entries_fingerprint
@@ -211,9 +211,10 @@ class Matcher:
     def match_arrow(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """match() of each caption of an Arrow string array (a null caption gives null), as list<int32>.
 
-        Compiled (match_compiled) for languages written with spaces; spaceless ones take match_batch's path.
+        Compiled (match_compiled) for languages written with spaces; spaceless ones take match_batch's path, as
+        do all where the compiled walk is not installed (token_kernel.MISSING).
         """
-        if self.language in SPACELESS_LANGUAGES:
+        if self.language in SPACELESS_LANGUAGES or token_kernel.MISSING:
             texts = captions.to_pylist()
             found = self.match_batch("" if text is None else text for text in texts)
             return pa.array([None if text is None else ids for text, ids in zip(texts, found)], pa.list_(pa.int32()))
@@ -266,8 +267,6 @@ def match_compiled(automaton: TokenAutomaton, mode: str, captions: pa.Array | pa
     _, offsets_buffer, data_buffer = captions.buffers()
     offsets = np.frombuffer(offsets_buffer, offset_type)[captions.offset: captions.offset + len(captions) + 1]
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    from pipeline.text import token_kernel  # here: numba's import alone is 116 MiB, which pyahocorasick users skip
-
     out_offsets, out_values = token_kernel.match_rows(automaton, data, offsets, valid, mode, ascii_rows)
     return pa.ListArray.from_arrays(pa.array(out_offsets), pa.array(out_values),
                                     mask=None if captions.null_count == 0 else pa.array(~valid))

@@ -54,10 +54,11 @@ STATE_SHIFT = 34
 # one of the tokens' hashes (8 bits each, 512 KB: a third of real captions' tokens are in no entry).
 FILTER_BITS_PER_EDGE, FILTER_BITS_PER_TOKEN = 16, 8
 FILTER_MULTIPLIER = 0xD6E8FEB86659FD93
+TRANSITION_MULTIPLIER = 0x9E3779B97F4A7C15  # Fibonacci hashing of a transition's key
 
 
 def token_hash(token: bytes) -> int:
-    """64-bit FNV-1a, the kernel's hash (pipeline.text.token_kernel) written in Python for the build."""
+    """64-bit FNV-1a, the kernel's hash (native/metacurate_walk.pyx) written in Python for the build."""
     value = FNV_OFFSET
     for byte in token:
         value = ((value ^ byte) * FNV_PRIME) & _MASK64
@@ -75,13 +76,12 @@ def _table_size(items: int) -> int:
 
 
 def transition_slot(key: int, mask: int) -> int:
-    """Fibonacci hashing of a (state << 32 | token slot) key, as the kernel's _step does (numba cannot call
-    this)."""
-    return ((key * 0x9E3779B97F4A7C15) & _MASK64) >> 32 & mask
+    """The first slot probed for a (state << 32 | token slot) key, as the kernel's step_from computes it."""
+    return ((key * TRANSITION_MULTIPLIER) & _MASK64) >> 32 & mask
 
 
 def filter_position(key: int, words: int) -> tuple[int, int]:
-    """A filter's word and bit mask of a key, as the kernel's _may_contain computes them."""
+    """A filter's word and bit mask of a key, as the kernel's may_contain computes them."""
     mixed = (key * FILTER_MULTIPLIER) & _MASK64
     return mixed >> 40 & (words - 1), 1 << (mixed & 63) | 1 << (mixed >> 6 & 63) | 1 << (mixed >> 12 & 63)
 

@@ -6,3 +6,6 @@ METACLIP_WRAPPED = (",", ".", ";", ":", "?", "!", "`")
 METACLIP_SPACED = ("\t", "\n", "\r")
 # default mode: always tokens of their own
 DEFAULT_WRAPPED = tuple(",.;:?!`\"()[]{}<>/\\|-\u2013\u2014\u2026")
+
+# What a byte does to the token it is in, in the compiled walk's byte tables (token_kernel)
+REGULAR, SEPARATOR, OWN_TOKEN = 0, 1, 2

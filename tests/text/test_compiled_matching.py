@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +15,7 @@ from pipeline.experiments.multilingual import FILES, multilingual_captions
 from pipeline.text import matching
 from pipeline.text.matching import Matcher, compiled_automaton_folder
 from pipeline.text.token_automaton import TokenAutomaton
-from tests.helpers import metaclip_reference
+from tests.helpers import REPO, metaclip_reference
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,35 @@ def test_an_unfinished_cache_folder_is_not_taken_for_a_finished_one(monkeypatch,
     (folder.parent / f".{folder.name}.dead").mkdir()
     assert Matcher(vocabulary, "metaclip").match_arrow(pa.array(["dog"])).to_pylist() == [[0]]
     assert (folder / "format.json").exists()
+
+
+_WITHOUT_THE_COMPILED_WALK = """
+import sys, types
+sys.modules["metacurate_walk"] = None  # as on a worker that has only the shipped zip: the import fails
+import pyarrow as pa
+from pipeline.spark.match import match_batches
+from pipeline.text import token_kernel
+from pipeline.text.matching import Matcher
+from pipeline.text.vocabulary import Vocabulary
+
+assert "metacurate_walk" in token_kernel.MISSING, token_kernel.MISSING
+vocabulary = Vocabulary(["dog", "hot dog", "cat"])
+captions = ["A hot dog!", None, "no", "cat, dog"]
+print(Matcher(vocabulary.entries, "default").match_arrow(pa.array(captions)).to_pylist())
+run = match_batches(vocabulary.fingerprint, 3, "default", None, types.SimpleNamespace(value=vocabulary),
+                    pa.schema([("uid", pa.string()), ("entry_ids", pa.list_(pa.int32()))]))
+batch = pa.record_batch({"uid": ["a", "b", "c", "d"], "url": ["u"] * 4, "caption": captions})
+outputs = list(run(iter([batch])))
+print(outputs[0]["rows"].to_pydict(), outputs[0]["rejects"].column("uid").to_pylist())
+"""
+
+
+def test_without_the_compiled_walk_matching_falls_back_to_pyahocorasick():
+    """A process where metacurate_walk cannot be imported says why and matches with the same results, both
+    Matcher.match_arrow and a Spark match task (its automaton folder ignored)."""
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_THE_COMPILED_WALK], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[[0, 1], None, [], [0, 2]]"
+    assert lines[1] == "{'uid': ['a', 'd'], 'entry_ids': [[0, 1], [0, 2]]} ['b', 'c']"
