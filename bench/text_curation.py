@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -104,6 +107,48 @@ def million_pool(pool: pa.Table, rows: int, directory: Path, files: int = 16) ->
     return directory
 
 
+class WorkerMemory:
+    """Samples the resident memory of Spark's Python workers (the processes forked from pyspark.daemon) while
+    a run goes on, so that each stage's peak can be read off afterwards: VmRSS, and RssAnon, the private part
+    (RssFile, the rest, is shared libraries and the mapped automaton, the same pages in every worker)."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, int, int]] = []  # (time, VmRSS MiB, RssAnon MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if b"pyspark.daemon" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        continue
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:  # the process ended
+                    continue
+                rss, anon = (int(re.search(rf"{field}:\s+(\d+)", status).group(1)) // 1024
+                             for field in ("VmRSS", "RssAnon"))
+                self.samples.append((time.time(), rss, anon))
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def stage_peaks(self, manifests: dict) -> dict[str, dict[str, int]]:
+        peaks = {}
+        for stage, manifest in manifests.items():
+            start = datetime.fromisoformat(manifest["started_at"]).timestamp()
+            during = [(rss, anon) for moment, rss, anon in self.samples
+                      if start <= moment <= start + manifest["wall_seconds"]]
+            if during:
+                peaks[stage] = {"rss_mib": max(rss for rss, _ in during), "anon_mib": max(anon for _, anon in during)}
+        return peaks
+
+
 def bench_spark(pool_dir: Path, rows: int, entries_rate: float, cores: int) -> dict:
     from pipeline.spark.curate import TextCurationConfig, curate_text
     from pipeline.spark.session import get_spark
@@ -123,12 +168,14 @@ def bench_spark(pool_dir: Path, rows: int, entries_rate: float, cores: int) -> d
     # The warm-up pool is one file of the big pool: enough rows for a task per core, so every worker
     # builds its matcher before the timed run.
     warm_up_seconds, _ = timed_run(sorted(pool_dir.glob("*.parquet"))[0])
-    wall, manifests = timed_run(pool_dir)
+    with WorkerMemory() as memory:
+        wall, manifests = timed_run(pool_dir)
     spark.stop()
     per_core = rows / wall / cores
     return {"rows": rows, "cores": cores, "wall_s": wall, "warm_up_s": warm_up_seconds,
             "captions_per_s_per_core": per_core,
             "stage_seconds": {stage: m["wall_seconds"] for stage, m in manifests.items()},
+            "worker_memory_peaks": memory.stage_peaks(manifests),
             "bare_matcher_captions_per_s": entries_rate, "spark_cost_ratio": entries_rate / per_core}
 
 
@@ -162,6 +209,8 @@ def main() -> None:
           f"pyahocorasick's bare scan of the same captions ({matcher['pyahocorasick_bare_scan_per_s']:,.0f}/s; "
           "goal >= 0.4x)")
     print(f"  stage seconds: {json.dumps({k: round(v, 1) for k, v in spark['stage_seconds'].items()})}")
+    print("  Python workers' peak memory by stage, MiB resident (private): " + ", ".join(
+        f"{stage} {peak['rss_mib']} ({peak['anon_mib']})" for stage, peak in spark["worker_memory_peaks"].items()))
     results_path = REPO / "bench" / "out" / "text_curation.json"
     results_path.write_text(json.dumps({"matcher": matcher, "spark": spark}, indent=2))
     print(f"results: {results_path}")
