@@ -1,4 +1,4 @@
-"""The compiled part of the project: the matcher's walk (native/metacurate_walk.pyx), built by `pip install`
+"""The compiled parts of the project (native/): the matcher's walk and the batch content uids, built by `pip install`
 (Cython comes into pip's build environment from the registry; a C compiler and Python's headers must be there).
 Everything else is declared in pyproject.toml."""
 
@@ -6,5 +6,6 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(ext_modules=cythonize(
-    [Extension("metacurate_walk", ["native/metacurate_walk.pyx"], extra_compile_args=["-O3"])],
+    [Extension(name, [f"native/{name}.pyx"], extra_compile_args=["-O3"])
+     for name in ("metacurate_walk", "metacurate_uids")],
     compiler_directives={"language_level": 3}))

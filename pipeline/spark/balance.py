@@ -55,7 +55,7 @@ def _decide(probs_broadcast, seed: int):
         expected = 0.0
         for batch in batches:
             ids = batch.column("entry_ids")
-            kept = keep_mask(batch.column("uid").to_pylist(), ids, probs, seed)
+            kept = keep_mask(batch.column("uid"), ids, probs, seed)
             keep_prob = keep_probabilities(ids, probs)
             expected += float(keep_prob.sum())
             rows = pa.Table.from_batches([batch]).append_column("keep_prob", pa.array(keep_prob)).filter(kept)

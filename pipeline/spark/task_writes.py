@@ -27,6 +27,10 @@ from pipeline.spark.session import ARROW_BATCH_ROWS, spread
 
 Transform = Callable[[Iterator[pa.RecordBatch]], Iterable[Mapping[str, pa.Table | pa.RecordBatch]]]
 _COUNTS = pa.schema([("target", pa.string()), ("reason", pa.string()), ("rows", pa.int64())])
+# The parts are the line's working data, each read once or twice by the next stage on the same disks: written
+# uncompressed, they cost about 1.8x the bytes of snappy's and spare its encoding and decoding, which on 1M real
+# captions were a quarter of text curation's time (bench.text_curation: 8.9-9.6 s -> 6.1-7.5 s).
+PART_COMPRESSION = "none"
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -52,7 +56,7 @@ class _Part:
         self.final = directory / name
         self.temporary = directory / f".{name}.attempt-{attempt}"
         self.schema = schema
-        self.writer = pq.ParquetWriter(self.temporary, schema)
+        self.writer = pq.ParquetWriter(self.temporary, schema, compression=PART_COMPRESSION)
 
     def write(self, rows: pa.Table | pa.RecordBatch) -> None:
         self.writer.write_table(conform(pa.table(rows), self.schema))

@@ -67,7 +67,7 @@ def keep_probabilities(entry_ids, probs: np.ndarray) -> np.ndarray:
     return 1.0 - np.exp(total)
 
 
-def keep_mask(uids: Sequence[str], entry_ids, probs: np.ndarray, seed: int) -> np.ndarray:
+def keep_mask(uids: Sequence[str] | pa.Array, entry_ids, probs: np.ndarray, seed: int) -> np.ndarray:
     """Whether each sample is kept: any matched entry's draw under its p. Unmatched rows are dropped."""
     entry_ids = as_list_array(entry_ids)
     rows, values = _flat(entry_ids)

@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.hashing import content_uid, pool_uid
+from pipeline.hashing import content_uids, pool_uid
 from pipeline.run.directory import REJECT_SCHEMA
 from pipeline.text.langid import identify_all
 from pipeline.text.pii import MIN_PHONE_DIGITS, pii_kind
@@ -140,11 +140,11 @@ def canonicalize(batch: RawBatch, config: IngestConfig) -> tuple[pa.Table, pa.Ta
     good = pa.array(np.flatnonzero(~rejected), pa.int64())
     urls, captions = batch.url.take(good), batch.caption.take(good)
     if batch.uid is not None:
-        uids = [pool_uid(value.decode("utf-8")) for value in batch.uid.take(good).to_pylist()]
+        uids = pa.array([pool_uid(value.decode("utf-8")) for value in batch.uid.take(good).to_pylist()], pa.string())
     else:
-        uids = [content_uid(url, caption) for url, caption in zip(urls.to_pylist(), captions.to_pylist())]
+        uids = content_uids(urls, captions)
     rows = pa.table({
-        "uid": pa.array(uids, pa.string()),
+        "uid": uids,
         "url": urls.cast(pa.string()),
         "caption": captions.cast(pa.string()),
         "source_file": pa.array([batch.path] * len(good), pa.string()),
