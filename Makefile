@@ -33,7 +33,7 @@ install: $(VENV)/.installed
 # FAISS's build: cpu, or gpu on a CUDA 12 machine (make install FAISS=gpu: faiss-gpu-cu12 in place of faiss-cpu)
 FAISS ?= cpu
 
-$(VENV)/.installed: pyproject.toml setup.py native/metacurate_walk.pyx
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*.pyx)
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -e '.[$(FAISS),safety,test]'

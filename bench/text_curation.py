@@ -118,10 +118,13 @@ class WorkerMemory:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.02):
+        workers: dict[str, bool] = {}  # pid -> whether it is a Python worker: each process's cmdline read once
+        while not self._stop.wait(0.05):
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
-                    if b"pyspark.daemon" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    if pid not in workers:
+                        workers[pid] = b"pyspark.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not workers[pid]:
                         continue
                     status = Path(f"/proc/{pid}/status").read_text()
                 except OSError:  # the process ended
