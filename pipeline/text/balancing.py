@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
-from pipeline.hashing import uid_words, uniform_draws
+from pipeline.hashing import entry_draws, uid_states, uid_words
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ def keep_mask(uids: Sequence[str] | pa.Array, entry_ids, probs: np.ndarray, seed
     rows, values = _flat(entry_ids)
     if len(values) == 0:
         return np.zeros(len(entry_ids), dtype=bool)
-    uid_hi, uid_lo = uid_words(uids)
-    draws = uniform_draws(seed, uid_hi[rows], uid_lo[rows], values)
+    draws = entry_draws(uid_states(seed, *uid_words(uids))[rows], values)
     hits = draws < probs[values]
     return np.bincount(rows[hits], minlength=len(entry_ids)) > 0
 
