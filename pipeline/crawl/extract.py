@@ -19,7 +19,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 from pipeline.crawl.files import open_stream
 from pipeline.crawl.links import ImageLink, LinkLimits, finish_links, page_base
 from pipeline.crawl.pages import Page, PageError, may_describe_page, page_from_html, page_from_wat
-from pipeline.hashing import content_uid
+from pipeline.hashing import content_uids
 from pipeline.run.directory import REJECT_SCHEMA
 from pipeline.text.langid import identify_all
 
@@ -126,11 +126,11 @@ class _PageBatch:
         kept = pc.is_null(finished.reason)
         rejected = pc.invert(kept)
         kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(rejected)
-        urls, captions = finished.url.filter(kept).to_pylist(), finished.caption.filter(kept).to_pylist()
-        languages, scores = identify_all(captions) if config.language_id else (None, None)
+        urls, captions = finished.url.filter(kept), finished.caption.filter(kept)
+        languages, scores = identify_all(captions.to_pylist()) if config.language_id else (None, None)
         titles = pa.array([link.title for link in self.links], pa.string()).filter(kept) if config.titles else None
         links = pa.table({
-            "uid": [content_uid(url.encode(), caption.encode()) for url, caption in zip(urls, captions)],
+            "uid": content_uids(urls, captions),
             "url": urls, "caption": captions, "title": _or_nulls(titles, len(urls)),
             "page_url": page_urls.take(kept_pages), "source_file": [location] * len(urls),
             "record_offset": offsets.take(kept_pages), "link_index": link_index.filter(kept),
