@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.download import (
@@ -43,6 +44,7 @@ def test_a_success_from_any_pass_wins_else_the_latest_attempt():
     assert final == {"a": ("success", 0), "b": ("failed_to_resize", 3), "c": ("success", 1)}
 
 
+@pytest.mark.slow  # three img2dataset runs (a process pool each) and a 5 s timeout waited out: 12-28 s
 def test_download_accounts_for_every_url_and_retry_recovers_failures(tmp_path, cifar_images):
     with ImageServer(cifar_images) as server:
         served = [server.url("img", name) for name in cifar_images]
@@ -84,6 +86,7 @@ def test_download_accounts_for_every_url_and_retry_recovers_failures(tmp_path, c
     assert again["skipped"] and again["fingerprint"] == retried["fingerprint"]
 
 
+@pytest.mark.slow  # two img2dataset runs, one of them killed: 12 s
 def test_a_rerun_after_a_crash_resumes_without_refetching_finished_shards(tmp_path, cifar_images):
     with ImageServer(cifar_images) as server:
         selection_from_urls(tmp_path, [server.url("img", name) for name in cifar_images])
