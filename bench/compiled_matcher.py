@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from bench.text_curation import PRINT_PEAK_RSS_MIB, REPO, VOCAB, best_rate, pyahocorasick_bare_scan, real_pool
 from pipeline.spark.session import ARROW_BATCH_ROWS
-from pipeline.text.matching import Matcher, compiled_automaton_folder, metaclip_prepare
+from pipeline.text.matching import Matcher, compiled_automaton_folder, metaclip_prepare, token_keys
 from pipeline.text.token_automaton import CACHE_ENV, TokenAutomaton
 from pipeline.vocab.entries import load_entries
 
@@ -51,7 +51,7 @@ def main() -> None:
         results["worker_baseline_rss_mib"] = worker_rss_mib(task_batch)
         for mode in ("metaclip", "default"):
             matcher = Matcher(entries, mode)
-            keys = matcher.token_keys()
+            keys = token_keys(entries, mode)
             started = time.perf_counter()
             TokenAutomaton.build(keys)
             results[f"{mode}_build_s"] = time.perf_counter() - started

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import wordfreq
 
 from pipeline.errors import UserInputError
+from pipeline.hashing import one_array
 from pipeline.text import token_kernel, wrapped
 from pipeline.text.token_automaton import TokenAutomaton, automaton_folder
 from pipeline.text.wrapped import DEFAULT_WRAPPED, METACLIP_SPACED, METACLIP_WRAPPED
@@ -205,9 +206,6 @@ class Matcher:
                 results.append(sorted(found))
         return results
 
-    def token_keys(self) -> list[list[bytes]]:
-        return token_keys(self._entries, self.mode)
-
     def match_arrow(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """match() of each caption of an Arrow string array (a null caption gives null), as list<int32>.
 
@@ -251,8 +249,7 @@ def match_compiled(automaton: TokenAutomaton, mode: str, captions: pa.Array | pa
     """The entry ids of each caption (null for null) by the compiled walk over `automaton`, built from
     token_keys(entries, mode) of a spaced language. In default mode only captions with non-ASCII characters
     are normalized in Python first; the kernel normalizes the others."""
-    if isinstance(captions, pa.ChunkedArray):
-        captions = captions.combine_chunks() if captions.num_chunks != 1 else captions.chunk(0)
+    captions = one_array(captions)
     ascii_rows = None
     if mode != "metaclip":
         ascii_mask = pc.fill_null(pc.string_is_ascii(captions), True)
