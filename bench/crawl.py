@@ -18,14 +18,15 @@ import argparse
 import json
 import tempfile
 import time
+from operator import itemgetter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from fastwarc.warc import ArchiveIterator
 
 from pipeline.crawl.extract import ExtractConfig, FileExtraction
-from pipeline.text.langid import identify_all
 from pipeline.crawl.synthetic import pages_from_captions, write_crawl
+from pipeline.text.langid import identify_all
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -55,21 +56,25 @@ def extraction(path: Path, config: ExtractConfig) -> tuple[float, int, list[str]
     """Seconds to extract the file, pairs found, their captions, pages read."""
     started = time.perf_counter()
     run = FileExtraction(str(path), config)
-    captions: list[str] = []
-    for links, _ in run.batches():
-        captions += links.column("caption").to_pylist()
-    return time.perf_counter() - started, len(captions), captions, run.report.records["page"]
+    batches = [links for links, _ in run.batches()]
+    seconds = time.perf_counter() - started
+    captions = [caption for links in batches for caption in links.column("caption").to_pylist()]
+    return seconds, len(captions), captions, run.report.records["page"]
 
 
-def best_of(repeats: int, measure):
-    """The fastest of a few runs: the figure least disturbed by whatever else the machine did."""
-    return min((measure() for _ in range(repeats)), key=lambda result: result[0])
+def side_by_side(repeats: int, loop, extract):
+    """The fastest of a few runs of each, taken in turns so that both see the same moments of the machine."""
+    loops, extractions = [], []
+    for _ in range(repeats):
+        loops.append(loop())
+        extractions.append(extract())
+    return min(loops, key=itemgetter(0)), min(extractions, key=itemgetter(0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--links", type=int, default=200_000, help="image links with alt text in each file")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         warc, wat = Path(folder) / "bench.warc.gz", Path(folder) / "bench.warc.wat.gz"
@@ -77,8 +82,8 @@ def main() -> None:
         no_language = ExtractConfig(language_id=False)
         results = {}
         for kind, path in (("wat", wat), ("warc", warc)):
-            loop_s, records = best_of(args.repeats, lambda path=path: bare_loop(path))
-            extract_s, pairs, captions, pages = best_of(args.repeats, lambda path=path: extraction(path, no_language))
+            (loop_s, records), (extract_s, pairs, captions, pages) = side_by_side(
+                args.repeats, lambda path=path: bare_loop(path), lambda path=path: extraction(path, no_language))
             results[kind] = {"file_mb": round(path.stat().st_size / 1e6, 1), "records": records, "pages": pages,
                              "pairs": pairs, "bare_loop_s": loop_s, "extract_s": extract_s,
                              "bare_loop_records_per_s": records / loop_s, "records_per_s": records / extract_s,

@@ -15,7 +15,7 @@ import pyarrow as pa
 cdef uint64_t IV[8]
 IV[:] = [0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
          0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179]
-cdef uint8_t SIGMA[10][16]
+cdef uint8_t SIGMA[12][16]  # the RFC's ten rows, the first two again for rounds 10 and 11
 SIGMA[:] = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
             [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
             [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
@@ -25,7 +25,9 @@ SIGMA[:] = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
             [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
             [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
             [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-            [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0]]
+            [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+            [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3]]
 cdef int DIGEST_BYTES = 16
 cdef uint8_t SEPARATOR = 0x1F  # between url and caption, as content_uid
 cdef char *HEX = b"0123456789abcdef"
@@ -61,7 +63,7 @@ cdef void compress(uint64_t *h, const uint8_t *block, uint64_t counter, bint las
     if last:
         v[14] = ~v[14]
     for round_ in range(12):
-        s = SIGMA[round_ % 10]
+        s = SIGMA[round_]
         mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
         mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
         mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.crawl.files import open_stream
-from pipeline.crawl.links import ImageLink, LinkLimits, finish_links, page_base
+from pipeline.crawl.links import LinkLimits, finish_links, page_base
 from pipeline.crawl.pages import Page, PageError, may_describe_page, page_from_html, page_from_wat
 from pipeline.hashing import content_uids
 from pipeline.run.directory import REJECT_SCHEMA
@@ -88,9 +88,14 @@ def _page(record) -> Page | None:
     if len(payload) < record.content_length:
         raise PageError("truncated_record", f"record holds {len(payload)} of its {record.content_length} bytes")
     if record.record_type == WarcRecordType.metadata:
-        if not may_describe_page(payload) or _mime(record.headers.get("Content-Type")) != "application/json":
+        if not may_describe_page(payload):
             return None
-        return page_from_wat(payload)
+        try:
+            return page_from_wat(payload)
+        except PageError:  # the Content-Type is read only here: a header lookup costs a microsecond a page
+            if _mime(record.headers.get("Content-Type")) != "application/json":
+                return None  # metadata of another kind (a WARC's own text/anvl records), not broken WAT JSON
+            raise
     mime = _mime(record.http_content_type if record.is_http else record.headers.get("Content-Type"))
     if mime not in HTML_TYPES:
         return None
@@ -105,34 +110,37 @@ class _PageBatch:
     bases: list[str] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     link_counts: list[int] = field(default_factory=list)
-    links: list[ImageLink] = field(default_factory=list)
+    srcs: list[str] = field(default_factory=list)
+    alts: list[str | None] = field(default_factory=list)
+    titles: list[str | None] = field(default_factory=list)
 
     def add(self, page: Page, page_url: str, offset: int) -> None:
         self.urls.append(page_url)
         self.bases.append(page_base(page_url, page.base_href))
         self.offsets.append(offset)
-        self.link_counts.append(len(page.images))
-        self.links.extend(page.images)
+        self.link_counts.append(len(page.srcs))
+        self.srcs += page.srcs
+        self.alts += page.alts
+        self.titles += page.titles
 
     def tables(self, location: str, config: ExtractConfig) -> tuple[pa.Table, pa.Table]:
         """(link rows, rejected links), every link of the batch in one or the other."""
         counts = np.array(self.link_counts, dtype=np.int64)
-        page_of_link = pa.array(np.repeat(np.arange(len(counts)), counts))
+        page_of_link = np.repeat(np.arange(len(counts)), counts)
         link_index = pa.array(np.arange(len(page_of_link)) - np.repeat(np.cumsum(counts) - counts, counts), pa.int32())
-        srcs = pa.array([link.src for link in self.links], pa.string())
-        finished = finish_links(srcs, pa.array([link.alt for link in self.links], pa.string()), page_of_link,
-                                pa.array(self.bases, pa.string()), config.limits)
+        finished = finish_links(self.srcs, self.alts, page_of_link, self.bases, config.limits)
+        page_of_link = pa.array(page_of_link)
         page_urls, offsets = pa.array(self.urls, pa.string()), pa.array(self.offsets, pa.int64())
         kept = pc.is_null(finished.reason)
         rejected = pc.invert(kept)
         kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(rejected)
         urls, captions = finished.url.filter(kept), finished.caption.filter(kept)
         languages, scores = identify_all(captions.to_pylist()) if config.language_id else (None, None)
-        titles = pa.array([link.title for link in self.links], pa.string()).filter(kept) if config.titles else None
+        titles = pa.array(self.titles, pa.string()).filter(kept) if config.titles else None
         links = pa.table({
             "uid": content_uids(urls, captions),
             "url": urls, "caption": captions, "title": _or_nulls(titles, len(urls)),
-            "page_url": page_urls.take(kept_pages), "source_file": [location] * len(urls),
+            "page_url": page_urls.take(kept_pages), "source_file": _repeated(location, len(urls)),
             "record_offset": offsets.take(kept_pages), "link_index": link_index.filter(kept),
             "language": _or_nulls(languages, len(urls)), "language_score": _or_nulls(scores, len(urls), pa.float32()),
         }, schema=LINK_SCHEMA)
@@ -140,10 +148,14 @@ class _PageBatch:
             "uid": pa.nulls(len(rejected_pages), pa.string()), "reason": finished.reason.drop_null(),
             "detail": pc.binary_join_element_wise(page_urls.take(rejected_pages),
                                                   pc.cast(link_index.filter(rejected), pa.string()), " img "),
-            "source_file": [location] * len(rejected_pages), "source_row": offsets.take(rejected_pages),
-            "preview": pc.utf8_slice_codeunits(srcs.filter(rejected), 0, 200),
+            "source_file": _repeated(location, len(rejected_pages)), "source_row": offsets.take(rejected_pages),
+            "preview": [self.srcs[index][:200] for index in np.flatnonzero(rejected.to_numpy(zero_copy_only=False))],
         }, schema=REJECT_SCHEMA)
         return links, rejects
+
+
+def _repeated(text: str, length: int) -> pa.Array:
+    return pa.array([text], pa.string()).take(np.zeros(length, np.int32))
 
 
 def _or_nulls(values, length: int, kind: pa.DataType | None = None):
@@ -180,8 +192,8 @@ class FileExtraction:
                     if page.note:
                         report.records[page.note] += 1
                     self._pages.add(page, _target_uri(record), offset)
-                    report.links += len(page.images)
-                    if len(self._pages.links) >= BATCH_LINKS:
+                    report.links += len(page.srcs)
+                    if len(self._pages.srcs) >= BATCH_LINKS:
                         yield self._flush()
         except OSError as error:
             if offset is None:

@@ -1,29 +1,35 @@
 """A page's image links, from its HTML (a WARC response) or from Common Crawl's WAT metadata of it.
 
-Both give the same thing, a `Page`: the <base href> if any and each <img> with its src, alt and title, so the
-rest of extraction does not care which file type it read. Problems with a page are reasons, not exceptions.
+Both give the same thing, a `Page`: the <base href> if any and each <img>'s src, alt and title, so the rest of
+extraction does not care which file type it read. Problems with a page are reasons, not exceptions.
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from resiliparse.parse.html import HTMLTree
 
-from pipeline.crawl.links import ImageLink
+try:
+    import metacurate_wat
+except ImportError:  # not built here (an executor with only the shipped zip): msgspec reads every record
+    metacurate_wat = None
 
 WAT_IMAGE_PATH = "IMG@/src"  # how Common Crawl's WAT names the src attribute of an <img> among a page's links
 
 
-@dataclass(frozen=True)
-class Page:
-    """What a page offers the pool; `note` says what was odd but recoverable (a wrongly declared charset)."""
+class Page(NamedTuple):
+    """What a page offers the pool: per <img> its src as written, its alt and title (None: no such attribute);
+    `note` says what was odd but recoverable (a wrongly declared charset). A named tuple: one is made per page
+    read, and a dataclass's init costs a microsecond."""
 
     base_href: str | None
-    images: list[ImageLink] = field(default_factory=list)
+    srcs: list[str]
+    alts: list[str | None]
+    titles: list[str | None]
     note: str | None = None
 
 
@@ -65,15 +71,23 @@ def page_from_html(body: bytes, declared_charset: str | None) -> Page:
     if tree.document is None:
         raise PageError("unparsable_html", "the HTML parser found no document")
     base = tree.document.query_selector("base[href]")
-    images = [ImageLink(img.getattr("src") or "", img.getattr("alt"), img.getattr("title"))
-              for img in tree.document.query_selector_all("img[src]")]
-    return Page(base.getattr("href") if base is not None else None, images, note)
+    srcs, alts, titles = [], [], []
+    for img in tree.document.query_selector_all("img[src]"):  # one walk: resiliparse makes each node anew
+        srcs.append(img.getattr("src") or "")
+        alts.append(img.getattr("alt"))
+        titles.append(img.getattr("title"))
+    return Page(base.getattr("href") if base is not None else None, srcs, alts, titles, note)
 
 
-class WatLink(ImageLink):
-    """One of the links WAT lists for a page; `path` says which tag and attribute it came from."""
+class _WatLink(msgspec.Struct, gc=False):
+    """One of the links WAT lists for a page; `path` says which tag and attribute it came from ("url" is what WAT
+    calls the src). Only text inside, so untracked by the garbage collector, which pages of hundreds of links
+    would otherwise keep waking."""
 
     path: str = ""
+    src: str = msgspec.field(default="", name="url")
+    alt: str | None = None
+    title: str | None = None
 
 
 # The one branch of a WAT record that holds a page's links, as types: decoding into them checks the whole record's
@@ -84,7 +98,7 @@ class _Head(msgspec.Struct):
 
 class _HtmlMetadata(msgspec.Struct):
     Head: _Head | None = None
-    Links: list[WatLink] | None = None
+    Links: list[_WatLink] | None = None
 
 
 class _ResponseMetadata(msgspec.Struct):
@@ -113,7 +127,20 @@ def may_describe_page(payload: bytes) -> bool:
 
 
 def page_from_wat(payload: bytes) -> Page | None:
-    """The page a WAT metadata record describes; None for a record about no HTML page."""
+    """The page a WAT metadata record describes; None for a record about no HTML page. The compiled scan reads
+    the records it is sure of; msgspec the others (and all where the scan is not installed)."""
+    if metacurate_wat is not None:
+        found, base, srcs, alts, titles = metacurate_wat.image_links(payload, _IMAGE_PATH_BYTES)
+        if found != metacurate_wat.UNDECIDED:
+            return Page(base, srcs, alts, titles) if found == metacurate_wat.PAGE else None
+    return _page_from_wat_by_msgspec(payload)
+
+
+_IMAGE_PATH_BYTES = WAT_IMAGE_PATH.encode()
+
+
+def _page_from_wat_by_msgspec(payload: bytes) -> Page | None:
+    """page_from_wat's answer from msgspec: the typed reading of the links' branch, else the loose one."""
     try:
         try:
             record = _WAT_RECORD.decode(payload)
@@ -126,7 +153,8 @@ def page_from_wat(payload: bytes) -> Page | None:
     if html is None:
         return None
     images = [link for link in html.Links or () if link.path == WAT_IMAGE_PATH]
-    return Page(html.Head.Base if html.Head else None, images)
+    return Page(html.Head.Base if html.Head else None, [link.src for link in images], [link.alt for link in images],
+                [link.title for link in images])
 
 
 def _dig(record, *keys: str):
@@ -143,10 +171,10 @@ def _page_from_odd_wat(record) -> Page | None:
         return None
     links = html.get("Links")
     base = _dig(html, "Head", "Base")
-    images = [ImageLink(str(link.get("url") or ""), _text(link.get("alt")), _text(link.get("title")))
-              for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH] \
+    images = [link for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH] \
         if isinstance(links, list) else []
-    return Page(base if isinstance(base, str) else None, images)
+    return Page(base if isinstance(base, str) else None, [str(link.get("url") or "") for link in images],
+                [_text(link.get("alt")) for link in images], [_text(link.get("title")) for link in images])
 
 
 def _text(value) -> str | None:

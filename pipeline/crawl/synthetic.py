@@ -79,7 +79,7 @@ def _html(page: SyntheticPage) -> bytes:
             f'<body><nav><ul>{navigation}</ul></nav>\n<main>{tags}</main></body></html>\n').encode("utf-8")
 
 
-def _wat_json(page: SyntheticPage, content_length: int) -> bytes:
+def wat_json(page: SyntheticPage, content_length: int) -> bytes:
     title = _title(page)
     head = {"Title": title, **({"Base": page.base_href} if page.base_href else {}),
             "Metas": [{"name": name, "content": content.format(title=title)} for name, content in _METAS],
@@ -137,4 +137,4 @@ def write_crawl(pages: list[SyntheticPage], warc: Path, wat: Path, seed: int = 0
             warc_file.write(warc_record(WarcRecordType.response, page.url, "application/http; msgtype=response",
                                         response, draw))
             wat_file.write(warc_record(WarcRecordType.metadata, page.url, "application/json",
-                                       _wat_json(page, len(body)), draw))
+                                       wat_json(page, len(body)), draw))

@@ -1,12 +1,22 @@
-"""Link urls resolve as the URL standard says (urljoin with the page's <base href>); unusable ones get reasons."""
+"""Link urls resolve as the URL standard says (urljoin with the page's <base href>); unusable ones get reasons.
+Each test runs with the compiled finishing (native/metacurate_links.pyx) and with urljoin alone, as where it is not
+built."""
 
 import random
 from urllib.parse import urljoin
 
-import pyarrow as pa
+import numpy as np
 import pytest
 
-from pipeline.crawl.links import WHITESPACE, LinkLimits, finish_links, page_base
+from pipeline.crawl import links as link_module
+from pipeline.crawl.links import LinkLimits, finish_links, page_base
+
+
+@pytest.fixture(autouse=True, params=["compiled", "urljoin"])
+def finishing(request, monkeypatch):
+    if request.param == "urljoin":
+        monkeypatch.setattr(link_module, "metacurate_links", None)
+    return request.param
 
 PAGE = "https://a.example/dir/page.html"
 
@@ -33,9 +43,7 @@ RESOLVED = [  # (page, <base href>, src, expected url)
 def resolved(links: list[tuple[str, str | None, str]]) -> list[tuple[str | None, str | None]]:
     """(url, reason) of each (page, <base href>, src), finished as one batch as extraction does."""
     bases = [page_base(page, base_href) for page, base_href, _ in links]
-    finished = finish_links(pa.array([src for _, _, src in links], pa.string()),
-                            pa.array(["alt"] * len(links)), pa.array(range(len(links))),
-                            pa.array(bases, pa.string()))
+    finished = finish_links([src for _, _, src in links], ["alt"] * len(links), np.arange(len(links)), bases)
     return list(zip(finished.url.to_pylist(), finished.reason.to_pylist()))
 
 
@@ -92,8 +100,7 @@ def test_unusable_links_get_their_reason(page, src, reason):
 
 
 def captions(alts: list[str | None], limits: LinkLimits = LinkLimits()) -> list[tuple[str | None, str | None]]:
-    finished = finish_links(pa.array(["x.jpg"] * len(alts)), pa.array(alts, pa.string()), pa.array([0] * len(alts)),
-                            pa.array([PAGE]), limits)
+    finished = finish_links(["x.jpg"] * len(alts), alts, np.zeros(len(alts), np.int64), [PAGE], limits)
     return list(zip(finished.caption.to_pylist(), finished.reason.to_pylist()))
 
 
@@ -103,5 +110,12 @@ def test_captions_are_whitespace_normalised_and_bounded():
         ("a cat on a mat", None), (None, "empty_alt"), (None, "empty_alt"), (None, "caption_too_long")]
 
 
-def test_the_whitespace_set_is_what_python_calls_whitespace():
-    assert set(WHITESPACE) == {chr(code) for code in range(0x110000) if chr(code).isspace()}
+def test_the_forms_pages_use_resolve_without_urljoin(finishing, monkeypatch):
+    calls, resolve_one = [], link_module.resolve_one
+    monkeypatch.setattr(link_module, "resolve_one", lambda base, src, limits: calls.append((base, src))
+                        or resolve_one(base, src, limits))
+    simple = [(PAGE, None, "//host.example/x.jpg"), (PAGE, None, "/x.jpg?size=2"), (PAGE, None, "../x.jpg#part"),
+              (PAGE, None, "x/y.jpg"), (PAGE, None, "https://other.example/y.png"),
+              (PAGE, "https://cdn.example/a/b/", "../../x.jpg"), (PAGE, None, "bilder/größe.jpg")]
+    assert [url for url, _ in resolved(simple)] == [by_urljoin(*link) for link in simple]
+    assert calls == ([] if finishing == "compiled" else [(page_base(page, base), src) for page, base, src in simple])
