@@ -17,6 +17,8 @@ where it is missing.
 
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_DATA, PyUnicode_KIND, PyUnicode_READ
 
+import numpy as np
+
 cdef enum:
     MAX_UPS = 3  # leading ../ joined here; more go to urljoin
 
@@ -180,21 +182,24 @@ cdef bint tidy(str alt) except -1:
 
 def finish(list srcs, list alts, const long long[:] page_of_link, list page_bases, Py_ssize_t max_url_chars,
            Py_ssize_t max_caption_chars, resolve):
-    """(urls, captions, reasons) as lists: per link its url and caption (None where it is no row) or the reason
-    it is not; resolve(base, src) -> (url, reason) takes the links of no simple form."""
+    """(kept, urls, captions, reasons): per link whether it is a row (a numpy bool array), the rows' urls and
+    captions, the other links' reasons, each list in the links' order; resolve(base, src) -> (url, reason) takes
+    the links of no simple form."""
     cdef Py_ssize_t count = len(srcs), index
-    cdef list urls = [None] * count, captions = [None] * count, reasons = [None] * count
+    kept_array = np.zeros(count, np.bool_)
+    cdef unsigned char[::1] kept = kept_array.view(np.uint8)
+    cdef list urls = [], captions = [], reasons = []
     cdef list bases = [simple_base(base) for base in page_bases]
-    cdef str src, caption, page_base
+    cdef str src, caption
     cdef object alt, url, reason, base
     for index in range(count):
         alt = alts[index]
         caption = None if alt is None else (alt if tidy(alt) else " ".join(alt.split()))
         if not caption:
-            reasons[index] = "empty_alt"
+            reasons.append("empty_alt")
             continue
         if len(caption) > max_caption_chars:
-            reasons[index] = "caption_too_long"
+            reasons.append("caption_too_long")
             continue
         src = srcs[index].strip()
         if "\t" in src or "\n" in src or "\r" in src:
@@ -206,7 +211,9 @@ def finish(list srcs, list alts, const long long[:] page_of_link, list page_base
         else:
             reason = "url_too_long" if len(url) > max_url_chars else None
         if reason is None:
-            urls[index], captions[index] = url, caption
+            kept[index] = True
+            urls.append(url)
+            captions.append(caption)
         else:
-            reasons[index] = reason
-    return urls, captions, reasons
+            reasons.append(reason)
+    return kept_array, urls, captions, reasons

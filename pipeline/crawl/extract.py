@@ -127,29 +127,27 @@ class _PageBatch:
         """(link rows, rejected links), every link of the batch in one or the other."""
         counts = np.array(self.link_counts, dtype=np.int64)
         page_of_link = np.repeat(np.arange(len(counts)), counts)
-        link_index = pa.array(np.arange(len(page_of_link)) - np.repeat(np.cumsum(counts) - counts, counts), pa.int32())
+        link_index = (np.arange(len(page_of_link)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
         finished = finish_links(self.srcs, self.alts, page_of_link, self.bases, config.limits)
-        page_of_link = pa.array(page_of_link)
+        kept, rejected = finished.kept, ~finished.kept
         page_urls, offsets = pa.array(self.urls, pa.string()), pa.array(self.offsets, pa.int64())
-        kept = pc.is_null(finished.reason)
-        rejected = pc.invert(kept)
-        kept_pages, rejected_pages = page_of_link.filter(kept), page_of_link.filter(rejected)
-        urls, captions = finished.url.filter(kept), finished.caption.filter(kept)
+        kept_pages, rejected_pages = pa.array(page_of_link[kept]), pa.array(page_of_link[rejected])
+        urls, captions = finished.url, finished.caption
         languages, scores = identify_all(captions.to_pylist()) if config.language_id else (None, None)
-        titles = pa.array(self.titles, pa.string()).filter(kept) if config.titles else None
+        titles = pa.array(self.titles, pa.string()).filter(pa.array(kept)) if config.titles else None
         links = pa.table({
             "uid": content_uids(urls, captions),
             "url": urls, "caption": captions, "title": _or_nulls(titles, len(urls)),
             "page_url": page_urls.take(kept_pages), "source_file": _repeated(location, len(urls)),
-            "record_offset": offsets.take(kept_pages), "link_index": link_index.filter(kept),
+            "record_offset": offsets.take(kept_pages), "link_index": link_index[kept],
             "language": _or_nulls(languages, len(urls)), "language_score": _or_nulls(scores, len(urls), pa.float32()),
         }, schema=LINK_SCHEMA)
         rejects = pa.table({
-            "uid": pa.nulls(len(rejected_pages), pa.string()), "reason": finished.reason.drop_null(),
+            "uid": pa.nulls(len(rejected_pages), pa.string()), "reason": finished.reason,
             "detail": pc.binary_join_element_wise(page_urls.take(rejected_pages),
-                                                  pc.cast(link_index.filter(rejected), pa.string()), " img "),
+                                                  pa.array(link_index[rejected].astype(str)), " img "),
             "source_file": _repeated(location, len(rejected_pages)), "source_row": offsets.take(rejected_pages),
-            "preview": [self.srcs[index][:200] for index in np.flatnonzero(rejected.to_numpy(zero_copy_only=False))],
+            "preview": [self.srcs[index][:200] for index in np.flatnonzero(rejected)],
         }, schema=REJECT_SCHEMA)
         return links, rejects
 

@@ -70,8 +70,10 @@ def _has_host(url: str, after_scheme: int) -> bool:
 
 @dataclass(frozen=True)
 class FinishedLinks:
-    """Per link: its url and caption when it is a row (null otherwise), or the reason it is not."""
+    """Which links of a batch are rows (`kept`, a bool per link), the rows' urls and captions, and the other
+    links' reasons, each in the links' order."""
 
+    kept: np.ndarray
     url: pa.Array
     caption: pa.Array
     reason: pa.Array
@@ -82,22 +84,27 @@ def finish_links(srcs: list[str], alts: list[str | None], page_of_link: np.ndarr
     """Captions and urls for a batch of links; `page_of_link` (int64) indexes `page_bases` (see `page_base`)."""
     finish = metacurate_links.finish if metacurate_links is not None else _finish_by_urljoin
     resolve = partial(resolve_one, limits=limits)
-    urls, captions, reasons = finish(srcs, alts, np.ascontiguousarray(page_of_link, np.int64), page_bases,
-                                     limits.max_url_chars, limits.max_caption_chars, resolve)
-    return FinishedLinks(pa.array(urls, pa.string()), pa.array(captions, pa.string()), pa.array(reasons, pa.string()))
+    kept, urls, captions, reasons = finish(srcs, alts, np.ascontiguousarray(page_of_link, np.int64), page_bases,
+                                           limits.max_url_chars, limits.max_caption_chars, resolve)
+    return FinishedLinks(kept, pa.array(urls, pa.string()), pa.array(captions, pa.string()),
+                         pa.array(reasons, pa.string()))
 
 
 def _finish_by_urljoin(srcs, alts, page_of_link, page_bases, max_url_chars, max_caption_chars, resolve):
     """What metacurate_links.finish gives, with every src resolved by `resolve` (urljoin)."""
-    urls, captions, reasons = [None] * len(srcs), [None] * len(srcs), [None] * len(srcs)
+    kept, urls, captions, reasons = np.zeros(len(srcs), np.bool_), [], [], []
     for index, (src, alt, page) in enumerate(zip(srcs, alts, page_of_link.tolist())):
         caption = " ".join(alt.split()) if alt is not None else ""
         if not caption:
-            reasons[index] = "empty_alt"
+            url, reason = None, "empty_alt"
         elif len(caption) > max_caption_chars:
-            reasons[index] = "caption_too_long"
+            url, reason = None, "caption_too_long"
         else:
-            url, reasons[index] = resolve(page_bases[page], src)
-            if reasons[index] is None:
-                urls[index], captions[index] = url, caption
-    return urls, captions, reasons
+            url, reason = resolve(page_bases[page], src)
+        if reason is None:
+            kept[index] = True
+            urls.append(url)
+            captions.append(caption)
+        else:
+            reasons.append(reason)
+    return kept, urls, captions, reasons

@@ -8,6 +8,8 @@ import pyarrow as pa
 import pytest
 from fastwarc.warc import WarcRecordType
 
+from pipeline.crawl import links as crawl_links
+from pipeline.crawl import pages as crawl_pages
 from pipeline.crawl.extract import ExtractConfig, FileExtraction
 from pipeline.crawl.synthetic import SyntheticPage, pages_from_captions, warc_record, write_crawl
 from tests.helpers import SHARED
@@ -107,6 +109,14 @@ def test_a_warc_and_its_wat_records_give_the_same_pairs(tmp_path, captions):
     assert {"empty_alt", "data_uri"} <= set(warc_rejects.column("reason").to_pylist())
     assert all(url.startswith(("https://", "http://")) and "#" not in url
                for url in from_warc.column("url").to_pylist())
+
+
+def test_without_the_compiled_modules_extraction_gives_the_same_tables(tmp_path, captions, monkeypatch):
+    _, wat = write_pages(tmp_path, pages_from_captions(captions[:400], seed=5))
+    compiled = read_all(wat, ExtractConfig(titles=True))
+    monkeypatch.setattr(crawl_pages, "metacurate_wat", None)  # as on an executor that has only the shipped zip
+    monkeypatch.setattr(crawl_links, "metacurate_links", None)
+    assert read_all(wat, ExtractConfig(titles=True)) == compiled
 
 
 def test_base_href_and_entities_resolve_the_same_in_html_and_wat(tmp_path):

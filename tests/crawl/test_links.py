@@ -44,7 +44,13 @@ def resolved(links: list[tuple[str, str | None, str]]) -> list[tuple[str | None,
     """(url, reason) of each (page, <base href>, src), finished as one batch as extraction does."""
     bases = [page_base(page, base_href) for page, base_href, _ in links]
     finished = finish_links([src for _, _, src in links], ["alt"] * len(links), np.arange(len(links)), bases)
-    return list(zip(finished.url.to_pylist(), finished.reason.to_pylist()))
+    return per_link(finished, finished.url)
+
+
+def per_link(finished, values) -> list[tuple[str | None, str | None]]:
+    """(value, None) for each link that is a row, (None, reason) for the others."""
+    values, reasons = iter(values.to_pylist()), iter(finished.reason.to_pylist())
+    return [(next(values), None) if kept else (None, next(reasons)) for kept in finished.kept]
 
 
 def by_urljoin(page: str, base_href: str | None, src: str) -> str:
@@ -101,7 +107,7 @@ def test_unusable_links_get_their_reason(page, src, reason):
 
 def captions(alts: list[str | None], limits: LinkLimits = LinkLimits()) -> list[tuple[str | None, str | None]]:
     finished = finish_links(["x.jpg"] * len(alts), alts, np.zeros(len(alts), np.int64), [PAGE], limits)
-    return list(zip(finished.caption.to_pylist(), finished.reason.to_pylist()))
+    return per_link(finished, finished.caption)
 
 
 def test_captions_are_whitespace_normalised_and_bounded():
