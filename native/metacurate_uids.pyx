@@ -12,68 +12,55 @@ from libc.string cimport memcpy, memset
 import numpy as np
 import pyarrow as pa
 
-cdef uint64_t IV[8]
-IV[:] = [0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
-         0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179]
-cdef uint8_t SIGMA[12][16]  # the RFC's ten rows, the first two again for rounds 10 and 11
-SIGMA[:] = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-            [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-            [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
-            [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
-            [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
-            [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
-            [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
-            [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
-            [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-            [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-            [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3]]
 cdef int DIGEST_BYTES = 16
 cdef uint8_t SEPARATOR = 0x1F  # between url and caption, as content_uid
 cdef char *HEX = b"0123456789abcdef"
 
 
-cdef inline uint64_t rotate(uint64_t word, int bits) noexcept nogil:
-    return (word >> bits) | (word << (64 - bits))
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* The RFC's F function with its twelve rounds written out, so that the compiler keeps the sixteen working
+       words in registers and every message word index is a constant. */
+    static const uint64_t METACURATE_IV[8] = {
+        0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL, 0xA54FF53A5F1D36F1ULL,
+        0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL};
+    #define METACURATE_ROTR(word, bits) (((word) >> (bits)) | ((word) << (64 - (bits))))
+    #define METACURATE_G(a, b, c, d, x, y) do { \\
+        a = a + b + (x); d = METACURATE_ROTR(d ^ a, 32); c = c + d; b = METACURATE_ROTR(b ^ c, 24); \\
+        a = a + b + (y); d = METACURATE_ROTR(d ^ a, 16); c = c + d; b = METACURATE_ROTR(b ^ c, 63); } while (0)
+    #define METACURATE_ROUND(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15) do { \\
+        METACURATE_G(v0, v4, v8, v12, m[s0], m[s1]); METACURATE_G(v1, v5, v9, v13, m[s2], m[s3]); \\
+        METACURATE_G(v2, v6, v10, v14, m[s4], m[s5]); METACURATE_G(v3, v7, v11, v15, m[s6], m[s7]); \\
+        METACURATE_G(v0, v5, v10, v15, m[s8], m[s9]); METACURATE_G(v1, v6, v11, v12, m[s10], m[s11]); \\
+        METACURATE_G(v2, v7, v8, v13, m[s12], m[s13]); METACURATE_G(v3, v4, v9, v14, m[s14], m[s15]); } while (0)
 
-
-cdef inline void mix(uint64_t *v, int a, int b, int c, int d, uint64_t x, uint64_t y) noexcept nogil:
-    """The RFC's G function."""
-    v[a] = v[a] + v[b] + x
-    v[d] = rotate(v[d] ^ v[a], 32)
-    v[c] = v[c] + v[d]
-    v[b] = rotate(v[b] ^ v[c], 24)
-    v[a] = v[a] + v[b] + y
-    v[d] = rotate(v[d] ^ v[a], 16)
-    v[c] = v[c] + v[d]
-    v[b] = rotate(v[b] ^ v[c], 63)
-
-
-cdef void compress(uint64_t *h, const uint8_t *block, uint64_t counter, bint last) noexcept nogil:
-    """The RFC's F function on one 128-byte block; `counter`: the bytes hashed so far, this block's included."""
-    cdef uint64_t v[16]
-    cdef uint64_t m[16]
-    cdef int i, round_
-    cdef const uint8_t *s
-    memcpy(m, block, 128)  # little-endian words: this machine's order on x86-64 and arm64
-    for i in range(8):
-        v[i] = h[i]
-        v[i + 8] = IV[i]
-    v[12] ^= counter
-    if last:
-        v[14] = ~v[14]
-    for round_ in range(12):
-        s = SIGMA[round_]
-        mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
-        mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
-        mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
-        mix(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
-        mix(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
-        mix(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
-        mix(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
-        mix(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
-    for i in range(8):
-        h[i] ^= v[i] ^ v[i + 8]
+    static void metacurate_compress(uint64_t *h, const uint8_t *block, uint64_t counter, int last) {
+        uint64_t m[16];
+        memcpy(m, block, 128);  /* little-endian words: this machine's order on x86-64 and arm64 */
+        uint64_t v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3], v4 = h[4], v5 = h[5], v6 = h[6], v7 = h[7];
+        uint64_t v8 = METACURATE_IV[0], v9 = METACURATE_IV[1], v10 = METACURATE_IV[2], v11 = METACURATE_IV[3];
+        uint64_t v12 = METACURATE_IV[4] ^ counter, v13 = METACURATE_IV[5];
+        uint64_t v14 = last ? ~METACURATE_IV[6] : METACURATE_IV[6], v15 = METACURATE_IV[7];
+        METACURATE_ROUND(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        METACURATE_ROUND(14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3);
+        METACURATE_ROUND(11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4);
+        METACURATE_ROUND(7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8);
+        METACURATE_ROUND(9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13);
+        METACURATE_ROUND(2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9);
+        METACURATE_ROUND(12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11);
+        METACURATE_ROUND(13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10);
+        METACURATE_ROUND(6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5);
+        METACURATE_ROUND(10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0);
+        METACURATE_ROUND(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        METACURATE_ROUND(14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3);
+        h[0] ^= v0 ^ v8; h[1] ^= v1 ^ v9; h[2] ^= v2 ^ v10; h[3] ^= v3 ^ v11;
+        h[4] ^= v4 ^ v12; h[5] ^= v5 ^ v13; h[6] ^= v6 ^ v14; h[7] ^= v7 ^ v15;
+    }
+    """
+    const uint64_t *METACURATE_IV
+    void compress "metacurate_compress"(uint64_t *h, const uint8_t *block, uint64_t counter, bint last) nogil
 
 
 cdef void blake2b_hex(const uint8_t *message, int64_t length, char *out) noexcept nogil:
@@ -84,7 +71,7 @@ cdef void blake2b_hex(const uint8_t *message, int64_t length, char *out) noexcep
     cdef int64_t done = 0
     cdef int i
     for i in range(8):
-        h[i] = IV[i]
+        h[i] = METACURATE_IV[i]
     h[0] ^= 0x01010000 ^ DIGEST_BYTES
     while length - done > 128:
         compress(h, message + done, done + 128, False)
