@@ -9,8 +9,9 @@ pipeline.crawl.links, which this serves; the forms:
   plain path), root-relative (a plain path) or relative (at most MAX_UPS leading ../, then a plain path whose
   first segment has no colon), each with an optional ?query without whitespace.
 
-A plain segment has none of / ? # ; \\ or whitespace. Against a simple base those resolve by concatenation; every
-other link goes to the `resolve` given (urljoin). tests/crawl/test_links.py checks the whole against urljoin.
+A plain segment has none of / ? # ; \\ or whitespace (so a src with whitespace anywhere, even around it, is not
+simple). Against a simple base those resolve by concatenation; every other link goes to the `resolve` given
+(urljoin). tests/crawl/test_links.py checks the whole against urljoin.
 A top-level module for the same reason as metacurate_walk; pipeline.crawl.links resolves every link with urljoin
 where it is missing.
 """
@@ -190,7 +191,7 @@ def finish(list srcs, list alts, const long long[:] page_of_link, list page_base
     cdef unsigned char[::1] kept = kept_array.view(np.uint8)
     cdef list urls = [], captions = [], reasons = []
     cdef list bases = [simple_base(base) for base in page_bases]
-    cdef str src, caption
+    cdef str caption
     cdef object alt, url, reason, base
     for index in range(count):
         alt = alts[index]
@@ -201,11 +202,8 @@ def finish(list srcs, list alts, const long long[:] page_of_link, list page_base
         if len(caption) > max_caption_chars:
             reasons.append("caption_too_long")
             continue
-        src = srcs[index].strip()
-        if "\t" in src or "\n" in src or "\r" in src:
-            src = src.replace("\t", "").replace("\n", "").replace("\r", "")
         base = bases[page_of_link[index]]
-        url = None if base is None else joined(src, base)
+        url = None if base is None else joined(srcs[index], base)  # whitespace anywhere makes a src not simple
         if url is None:
             url, reason = resolve(page_bases[page_of_link[index]], srcs[index])
         else:
