@@ -1,13 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """A WAT metadata record's image links in one pass over its JSON, in C: the record's syntax is checked as it is
 read, and only the branch that holds the page's links (Envelope -> Payload-Metadata -> HTTP-Response-Metadata ->
-HTML-Metadata -> Head.Base and Links) becomes Python objects, and of the links only the images. A typed msgspec
-decode builds a struct for every link, navigation included (about 60 on a page), which was most of a page's cost.
+HTML-Metadata -> Head.Base and Links) becomes Python objects, and of the links only the images; also the page's url
+(Envelope -> WARC-Header-Metadata -> WARC-Target-URI), which spares a lookup in the record's WARC headers. A typed
+msgspec decode builds a struct for every link, navigation included (about 60 on a page), which was most of a
+page's cost.
 
 The scan decides only what it is sure of: a record of the expected shape (PAGE) or one with no links' branch
 (NO_PAGE). Anything else, JSON that does not parse or odd types where the links are, is UNDECIDED, and
 pipeline.crawl.pages reads it the slow way, which gives the reasons. So the scan may be stricter than JSON, never
-looser (tests/crawl/test_pages.py checks both readings agree on mutated records).
+looser (tests/crawl/test_wat_scan.py checks both readings agree on mutated records).
 A top-level module for the same reason as metacurate_walk; pipeline.crawl.pages reads records with msgspec alone
 where it is missing.
 """
@@ -314,14 +316,14 @@ cdef class _Reader:
     cdef Cursor c
     cdef bytes payload
     cdef bytes image_path
-    cdef object base
+    cdef object base, target
     cdef list srcs, alts, titles
 
     def __cinit__(self, bytes payload, bytes image_path):
         self.payload, self.image_path = payload, image_path
         self.c.data = <const unsigned char *>payload
         self.c.pos, self.c.end = 0, len(payload)
-        self.base, self.srcs, self.alts, self.titles = None, [], [], []
+        self.base, self.target, self.srcs, self.alts, self.titles = None, None, [], [], []
 
     cdef int skip(self) except -1:
         if skip_value(&self.c) < 0:
@@ -411,9 +413,10 @@ cdef class _Reader:
         return found
 
     cdef int branch(self, int level) except -2:
-        """Inside an object of the links' branch: its one member on the branch descended, the others skipped."""
+        """Inside an object of the links' branch: its one member on the branch descended, the others skipped; in
+        the Envelope, its WARC-Header-Metadata's WARC-Target-URI is kept too (the page's url)."""
         cdef Py_ssize_t key
-        cdef bint first = True, seen = False
+        cdef bint first = True, seen = False, header_seen = False
         cdef int found = NO_PAGE_
         if level == len(LINKS_BRANCH):
             return self.html_metadata()
@@ -428,6 +431,11 @@ cdef class _Reader:
                 seen = True
                 if self.opens_object():
                     found = self.branch(level + 1)
+            elif level == 1 and self.key_is(key, b"WARC-Header-Metadata"):
+                if header_seen:
+                    raise Undecided
+                header_seen = True
+                self.target = self.member_text(b"WARC-Target-URI")
             else:
                 self.skip()
 
@@ -443,8 +451,7 @@ cdef class _Reader:
                 if head_seen:
                     raise Undecided
                 head_seen = True
-                if self.opens_object():
-                    self.head()
+                self.base = self.member_text(b"Base")
             elif self.key_is(key, b"Links"):
                 if links_seen:
                     raise Undecided
@@ -453,19 +460,23 @@ cdef class _Reader:
             else:
                 self.skip()
 
-    cdef int head(self) except -1:
+    cdef object member_text(self, const char *name):
+        """At a value, an object or null: its member `name`, a string (None where it is absent or null)."""
         cdef Py_ssize_t key
         cdef bint first = True, seen = False
+        cdef object found = None
+        if not self.opens_object():
+            return None
         while True:
             key = self.next_key(first)
             if key < 0:
-                return 0
+                return found
             first = False
-            if self.key_is(key, b"Base"):
+            if self.key_is(key, name):
                 if seen:
                     raise Undecided
                 seen = True
-                self.base = self.text(True)
+                found = self.text(True)
             else:
                 self.skip()
 
@@ -571,14 +582,14 @@ cdef class _Reader:
 
 
 def image_links(bytes payload, bytes image_path):
-    """(PAGE, base href or None, srcs, alts, titles) of the links whose path is image_path (alts and titles None
-    where absent), (NO_PAGE, None, None, None, None) for a record without the links' branch, or UNDECIDED and
-    Nones."""
+    """(PAGE, base href, target uri, srcs, alts, titles) of the links whose path is image_path (the base href, the
+    record's WARC-Target-URI, alts and titles None where absent), (NO_PAGE, None, ...) for a record without the
+    links' branch, or (UNDECIDED, None, ...)."""
     cdef _Reader reader = _Reader(payload, image_path)
     try:
         found = reader.read()
     except Undecided:
-        return UNDECIDED, None, None, None, None
+        return UNDECIDED, None, None, None, None, None
     if found == NO_PAGE_:
-        return NO_PAGE, None, None, None, None
-    return PAGE, reader.base, reader.srcs, reader.alts, reader.titles
+        return NO_PAGE, None, None, None, None, None
+    return PAGE, reader.base, reader.target, reader.srcs, reader.alts, reader.titles

@@ -73,8 +73,9 @@ class FileReport:
         return {**asdict(self), "records": dict(self.records), "outcome": self.outcome}
 
 
-def _target_uri(record) -> str:
-    return (record.headers.get("WARC-Target-URI") or "").strip().strip("<>")
+def _page_url(page: Page, record) -> str:
+    """The url the page's record names (a WAT record's JSON), else its WARC header's WARC-Target-URI."""
+    return (page.url or record.headers.get("WARC-Target-URI") or "").strip().strip("<>")
 
 
 def _mime(value: str | None) -> str:
@@ -189,7 +190,7 @@ class FileExtraction:
                     report.records["page"] += 1
                     if page.note:
                         report.records[page.note] += 1
-                    self._pages.add(page, _target_uri(record), offset)
+                    self._pages.add(page, _page_url(page, record), offset)
                     report.links += len(page.srcs)
                     if len(self._pages.srcs) >= BATCH_LINKS:
                         yield self._flush()

@@ -23,14 +23,16 @@ WAT_IMAGE_PATH = "IMG@/src"  # how Common Crawl's WAT names the src attribute of
 
 class Page(NamedTuple):
     """What a page offers the pool: per <img> its src as written, its alt and title (None: no such attribute);
-    `note` says what was odd but recoverable (a wrongly declared charset). A named tuple: one is made per page
-    read, and a dataclass's init costs a microsecond."""
+    `url`: the page's url where the record itself names it (WAT's WARC-Header-Metadata; else the record's WARC
+    header says it); `note`: what was odd but recoverable (a wrongly declared charset). A named tuple: one is made
+    per page read, and a dataclass's init costs a microsecond."""
 
     base_href: str | None
     srcs: list[str]
     alts: list[str | None]
     titles: list[str | None]
     note: str | None = None
+    url: str | None = None
 
 
 class PageError(ValueError):
@@ -109,7 +111,12 @@ class _PayloadMetadata(msgspec.Struct):
     response: _ResponseMetadata | None = msgspec.field(default=None, name="HTTP-Response-Metadata")
 
 
+class _WarcHeader(msgspec.Struct):
+    target: str | None = msgspec.field(default=None, name="WARC-Target-URI")
+
+
 class _Envelope(msgspec.Struct):
+    header: _WarcHeader | None = msgspec.field(default=None, name="WARC-Header-Metadata")
     payload: _PayloadMetadata | None = msgspec.field(default=None, name="Payload-Metadata")
 
 
@@ -130,9 +137,9 @@ def page_from_wat(payload: bytes) -> Page | None:
     """The page a WAT metadata record describes; None for a record about no HTML page. The compiled scan reads
     the records it is sure of; msgspec the others (and all where the scan is not installed)."""
     if metacurate_wat is not None:
-        found, base, srcs, alts, titles = metacurate_wat.image_links(payload, _IMAGE_PATH_BYTES)
+        found, base, target, srcs, alts, titles = metacurate_wat.image_links(payload, _IMAGE_PATH_BYTES)
         if found != metacurate_wat.UNDECIDED:
-            return Page(base, srcs, alts, titles) if found == metacurate_wat.PAGE else None
+            return Page(base, srcs, alts, titles, url=target) if found == metacurate_wat.PAGE else None
     return _page_from_wat_by_msgspec(payload)
 
 
@@ -153,8 +160,9 @@ def _page_from_wat_by_msgspec(payload: bytes) -> Page | None:
     if html is None:
         return None
     images = [link for link in html.Links or () if link.path == WAT_IMAGE_PATH]
+    header = record.Envelope.header
     return Page(html.Head.Base if html.Head else None, [link.src for link in images], [link.alt for link in images],
-                [link.title for link in images])
+                [link.title for link in images], url=header.target if header else None)
 
 
 def _dig(record, *keys: str):
@@ -173,8 +181,9 @@ def _page_from_odd_wat(record) -> Page | None:
     base = _dig(html, "Head", "Base")
     images = [link for link in links if isinstance(link, dict) and link.get("path") == WAT_IMAGE_PATH] \
         if isinstance(links, list) else []
-    return Page(base if isinstance(base, str) else None, [str(link.get("url") or "") for link in images],
-                [_text(link.get("alt")) for link in images], [_text(link.get("title")) for link in images])
+    return Page(_text(base), [str(link.get("url") or "") for link in images],
+                [_text(link.get("alt")) for link in images], [_text(link.get("title")) for link in images],
+                url=_text(_dig(record, "Envelope", "WARC-Header-Metadata", "WARC-Target-URI")))
 
 
 def _text(value) -> str | None:

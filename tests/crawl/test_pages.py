@@ -30,6 +30,13 @@ def test_image_links_and_the_base_come_out_of_a_common_crawl_shaped_record():
     assert (page.srcs, page.alts, page.titles) == (["a.jpg", "b.jpg"], ["a dog", None], [None, None])
 
 
+def test_the_page_url_is_the_records_warc_target_uri_where_it_names_one():
+    record = json.loads(wat_record({"Links": []}))
+    assert page_from_wat(json.dumps(record).encode()).url is None  # extraction then asks the WARC header
+    record["Envelope"]["WARC-Header-Metadata"] = {"WARC-Type": "response", "WARC-Target-URI": "https://a.example/p"}
+    assert page_from_wat(json.dumps(record).encode()).url == "https://a.example/p"
+
+
 def test_a_record_with_odd_types_where_the_links_are_is_read_loosely():
     page = page_from_wat(wat_record({"Head": {"Base": 7}, "Links": [
         "not a link", {"path": "IMG@/src", "url": 12, "alt": ["x"]},

@@ -17,7 +17,7 @@ def outcome(read, payload: bytes):
         page = read(payload)
     except PageError as error:
         return error.reason
-    return page and (page.base_href, page.srcs, page.alts, page.titles)
+    return page and (page.base_href, page.url, page.srcs, page.alts, page.titles)
 
 
 def mutated(payloads: list[bytes], count: int, seed: int = 0) -> list[bytes]:
