@@ -11,11 +11,12 @@ pipeline.crawl.links, which this serves; the forms:
 
 A plain segment has none of / ? # ; \\ or whitespace (so a src with whitespace anywhere, even around it, is not
 simple). Against a simple base those resolve by concatenation; every other link goes to the `resolve` given
-(urljoin). tests/crawl/test_links.py checks the whole against urljoin.
+(urljoin), but for data: URIs, which it would only reject. tests/crawl/test_links.py checks the whole against urljoin.
 A top-level module for the same reason as metacurate_walk; pipeline.crawl.links resolves every link with urljoin
 where it is missing.
 """
 
+cimport cython
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_DATA, PyUnicode_KIND, PyUnicode_READ
 
 import numpy as np
@@ -94,6 +95,7 @@ cdef Py_ssize_t after_scheme(str text) except -2:
     return -1
 
 
+@cython.no_gc  # only text inside: no cycles, and a batch makes one per page
 cdef class Base:
     """A simple base, cut into what srcs are joined with: its scheme, its origin, and its directory after
     0..MAX_UPS leading ../ (made by simple_base)."""
@@ -204,7 +206,9 @@ def finish(list srcs, list alts, const long long[:] page_of_link, list page_base
             continue
         base = bases[page_of_link[index]]
         url = None if base is None else joined(srcs[index], base)  # whitespace anywhere makes a src not simple
-        if url is None:
+        if url is None and srcs[index].startswith("data:"):  # what resolve says of it, without the call: the
+            url, reason = None, "data_uri"  # placeholders of lazily loaded images are common on real pages
+        elif url is None:
             url, reason = resolve(page_bases[page_of_link[index]], srcs[index])
         else:
             reason = "url_too_long" if len(url) > max_url_chars else None
