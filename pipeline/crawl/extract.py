@@ -154,6 +154,7 @@ class _PageBatch:
 
 
 def _repeated(text: str, length: int) -> pa.Array:
+    """`text` `length` times, taken from a one-value array rather than converted from a list of references."""
     return pa.array([text], pa.string()).take(np.zeros(length, np.int32))
 
 
