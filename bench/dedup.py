@@ -9,6 +9,10 @@
 - Embedding throughput of the tiny bundled model on CIFAR-10 JPEGs: the embed stage's function (loader
   threads decode and preprocess, the model embeds) next to the bare forward pass on already prepared tensors,
   on the torch device found, with the share of time spent waiting for decoded images.
+- Score filters (pipeline.semantic.score_filters) on random unit 512-d embeddings stored as float16, as the embed
+  stage stores them: CLIP scoring (the image-caption cosine of every sample) next to the bare float32 product of
+  the same vectors already converted, and the assignment of every embedding to its nearest of the k-means
+  centroids; per core (one FAISS thread) on the CPU.
 - Decontamination search: pool images/s checked against CIFAR-10's 10,000 test images, by hash (sha256 and
   pHash, pipeline.image.contamination) and by embedding (nearest evaluation image, 512-d, the backend found).
 """
@@ -108,6 +112,41 @@ def bench_decontamination(pool: int, dim: int = 512) -> dict:
             "backend": backend.label, "dim": dim}
 
 
+def bench_score_filters(count: int, clusters: int, dim: int = 512, backend: str = "faiss-cpu",
+                        threads: int | None = 1) -> dict:
+    """Seconds of CLIP scoring and of the nearest-centroid assignment of `count` embeddings (FAISS limited to
+    `threads` threads when given: per core)."""
+    import faiss
+
+    from pipeline.semantic.backends import choose_backend
+    from pipeline.semantic.score_filters import clip_scores
+    from pipeline.semantic.semdedup import assign
+
+    rng = np.random.default_rng(0)
+    image, text = (random_unit(rng, count, dim).astype(np.float16) for _ in range(2))
+    centroids = random_unit(rng, clusters, dim)  # the assignment costs the same whatever the centroids are
+    engine, before = choose_backend(backend), faiss.omp_get_max_threads()
+    started = time.perf_counter()
+    clip_scores(image, text)
+    score_s = time.perf_counter() - started
+    image32, text32 = image.astype(np.float32), text.astype(np.float32)
+    started = time.perf_counter()
+    np.einsum("ij,ij->i", image32, text32)
+    bare_s = time.perf_counter() - started
+    del text32
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    try:
+        started = time.perf_counter()
+        assign(image32, centroids, engine)
+        assign_s = time.perf_counter() - started
+    finally:
+        faiss.omp_set_num_threads(before)
+    return {"embeddings": count, "dim": dim, "clusters": clusters, "backend": engine.label, "threads": threads,
+            "score_s": score_s, "bare_product_s": bare_s, "assign_s": assign_s, "scores_per_s": count / score_s,
+            "bare_products_per_s": count / bare_s, "assignments_per_s": count / assign_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1_000_000)
@@ -127,6 +166,12 @@ def main() -> None:
           f"{embedding['bare_forward_images_per_s']:,.0f} images/s: "
           f"{embedding['embed_images_per_s'] / embedding['bare_forward_images_per_s']:.2f}x; waiting for decoded "
           f"images {embedding['data_wait_share']:.0%} of the time")
+    scoring = bench_score_filters(args.count, args.clusters)
+    print(f"score filters over {scoring['embeddings']:,} x {scoring['dim']} float16 embeddings, one core:")
+    print(f"  CLIP scores {scoring['scores_per_s']:,.0f}/s (the bare float32 product of converted vectors "
+          f"{scoring['bare_products_per_s']:,.0f}/s: {scoring['score_s'] / scoring['bare_product_s']:.2f}x its time)")
+    print(f"  assignment to {scoring['clusters']:,} centroids ({scoring['backend']}) "
+          f"{scoring['assignments_per_s']:,.0f}/s")
     decontamination = bench_decontamination(args.pool)
     print(f"decontamination of {decontamination['pool']:,} pool images against {decontamination['eval_images']:,} "
           f"CIFAR-10 test images:")
@@ -134,7 +179,7 @@ def main() -> None:
           f"({decontamination['dim']}-d, {decontamination['backend']}) "
           f"{decontamination['semantic_images_per_s']:,.0f} images/s")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "dedup.json").write_text(json.dumps({"semdedup": dedup, "embedding": embedding,
+    (OUT / "dedup.json").write_text(json.dumps({"semdedup": dedup, "embedding": embedding, "score_filters": scoring,
                                                 "decontamination": decontamination}, indent=2) + "\n")
     print(f"results: {OUT / 'dedup.json'}")
 

@@ -12,6 +12,8 @@ bench/out/gpu.json:
   256 px and re-encoded, as web images come), images/s and the share of time waiting for decoded images;
 - SemDeDup of 1M x 512 embeddings: the GPU backend against faiss-cpu in the same run (k-means, assignment,
   dedup seconds);
+- the score filters over the same count: CLIP scores/s, and the k-means assignment on the GPU backend against
+  faiss-cpu on all cores;
 - the trainer: ViT-B-32, bf16, batch 256, samples/s of pipeline.train against open_clip_train.main on the same
   shards, with the data-wait share.
 """
@@ -106,6 +108,15 @@ def bench_semdedup_backends(count: int, clusters: int) -> dict:
             "speedup": seconds["cpu"] / seconds["gpu"], "cpu_threads": os.cpu_count()}
 
 
+def bench_score_filter_backends(count: int, clusters: int) -> dict:
+    from bench.dedup import bench_score_filters
+
+    gpu = bench_score_filters(count, clusters, backend="auto", threads=None)
+    cpu = bench_score_filters(count, clusters, backend="faiss-cpu", threads=None)
+    return {"gpu": gpu, "faiss_cpu": cpu, "assign_speedup": cpu["assign_s"] / gpu["assign_s"],
+            "cpu_threads": os.cpu_count()}
+
+
 def bench_trainer(samples: int, batch_size: int = 256, workers: int = 8) -> dict:
     from bench.train import bundled, open_clip_main, write_demo_shards
 
@@ -147,6 +158,11 @@ def main() -> None:
     print(f"SemDeDup of {args.semdedup_count:,} x 512: {dedup['gpu']['device']} {dedup['gpu_seconds']:.1f} s, "
           f"faiss-cpu ({dedup['cpu_threads']} cores) {dedup['faiss_cpu_seconds']:.1f} s: {dedup['speedup']:.1f}x "
           f"(goal >= 10x and < 60 s)", flush=True)
+    results["score_filters"] = scoring = bench_score_filter_backends(args.semdedup_count, args.clusters)
+    print(f"score filters, {args.semdedup_count:,} x 512: CLIP scores {scoring['gpu']['scores_per_s']:,.0f}/s; "
+          f"assignment to {args.clusters} centroids {scoring['gpu']['backend']} "
+          f"{scoring['gpu']['assignments_per_s']:,.0f}/s, faiss-cpu ({scoring['cpu_threads']} cores) "
+          f"{scoring['faiss_cpu']['assignments_per_s']:,.0f}/s: {scoring['assign_speedup']:.1f}x", flush=True)
     results["trainer"] = trainer = bench_trainer(args.train_samples)
     print(f"trainer: ViT-B-32 bf16 batch 256, pipeline.train {trainer['bundled_samples_per_s']:,.0f} samples/s, "
           f"open_clip_train.main {trainer['open_clip_samples_per_s']:,.0f} samples/s: {trainer['ratio']:.2f}x "

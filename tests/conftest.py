@@ -21,17 +21,20 @@ from tests.helpers import (
     BIN,
     CIFAR_TEST_PER_CLASS,
     ENV,
+    LEARNS,
     NO_SHARED_DATA,
+    OPTIONS,
     REPO,
     SHARED,
     VOCAB,
+    class_balanced_cifar,
     real_captions,
     require_shared_data,
     submit,
 )
 
 # Fixtures that start Spark (a session, spark-submit, a cluster) or run a whole demo: their users are slow tests.
-SLOW_FIXTURES = {"spark", "demo_run", "demo_training", "standalone_cluster"}
+SLOW_FIXTURES = {"spark", "demo_run", "demo_training", "standalone_cluster", "cifar_checkpoint"}
 
 
 def pytest_collection_modifyitems(items):
@@ -120,6 +123,31 @@ def demo_training(demo_run, tmp_path_factory) -> Path:
                       log_every=2), out,
           zero_shot=ZeroShotEval(REPO / "data" / "cifar10_classes.txt", labelled, every=5))
     return out
+
+
+@pytest.fixture(scope="session")
+def cifar_checkpoint(tmp_path_factory) -> tuple[Path, dict, list[Path]]:
+    """A tiny CLIP the trainer trained (300 steps of 32) on img2dataset's shards of 600 CIFAR-10 training photos,
+    60 a class, each captioned with its class: the training folder, its summary and the shards."""
+    import dataclasses
+
+    from pipeline.clip.training.loop import train
+    from pipeline.clip.training.options import TrainConfig
+    from pipeline.experiments.image_server import ImageServer
+    from pipeline.image.download import run_download, selection_from_urls
+
+    folder = tmp_path_factory.mktemp("cifar-checkpoint")
+    files = class_balanced_cifar(folder / "photos", per_class=60)
+    names = sorted(files)
+    with ImageServer(files) as server:
+        selection_from_urls(folder / "run", [server.url("img", name) for name in names],
+                            [f"a photo of a {name.split('_')[1]} I took" for name in names])
+        # 150 a shard, not OPTIONS' 16: each img2dataset shard costs about a second more here, whatever its size
+        run_download(folder / "run", dataclasses.replace(OPTIONS, number_sample_per_shard=150))
+    tars = sorted((folder / "run" / "download").glob("*.tar"))
+    summary = train(TrainConfig(shards=tuple(str(path) for path in tars), **{**LEARNS, "workers": 0}),
+                    folder / "train")
+    return folder / "train", summary, tars
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pipeline.experiments.longtail import HeldOut
 from pipeline.image.check import ImageLimits
 from pipeline.image.contamination import DecontaminationConfig
 from pipeline.image.download import DownloadOptions, run_download
+from pipeline.run.export import export_uids
 from pipeline.run.stages import IMAGES_RUN, STAGES, TEXT_RUN
 from pipeline.run.summary import format_summary
 from pipeline.semantic.semdedup import DedupConfig
@@ -34,6 +35,7 @@ from pipeline.spark.ingest import run_ingest
 from pipeline.spark.match import run_match
 from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.safety import run_safety
+from pipeline.spark.score_filter import run_score_filter
 from pipeline.spark.session import get_spark
 from pipeline.spark.shards import run_write_shards
 from pipeline.spark.validate import run_validate
@@ -132,6 +134,18 @@ def safety_command(args: argparse.Namespace) -> None:
     _print_summary(args.out, "safety", manifest)
 
 
+def score_filter_command(args: argparse.Namespace) -> None:
+    config = configs.score_filter_config(args)
+    spark = get_spark("metacurate-score-filter", args.master)
+    manifest = run_score_filter(spark, Path(args.out), config, force=args.force)
+    _print_summary(args.out, "score_filter", manifest)
+    if manifest["threshold"] is not None:
+        print(f"  CLIP score threshold {manifest['threshold']:.4f}")
+    for name, figures in (("image-based", manifest.get("image_based")), ("density", manifest.get("density"))):
+        if figures:
+            print(f"  {name}: {', '.join(f'{key} {value:,}' for key, value in figures.items())}")
+
+
 def rebalance_command(args: argparse.Namespace) -> None:
     spark = get_spark("metacurate-rebalance", args.master)
     manifest = run_rebalance(spark, Path(args.out), configs.balance_config(args), args.eps, force=args.force)
@@ -144,6 +158,12 @@ def write_shards_command(args: argparse.Namespace) -> None:
     manifest = run_write_shards(spark, Path(args.run), Path(args.out), per_shard, force=args.force)
     state = "skipped (current)" if manifest["skipped"] else f"{manifest['wall_seconds']:.1f}s"
     print(f"{Path(args.out).resolve()}: {manifest['rows_out']:,} samples in {manifest['shards']} shards [{state}]")
+
+
+def export_uids_command(args: argparse.Namespace) -> None:
+    shards = Path(args.shards) if args.shards else STAGES["shards"].path(args.run)
+    count = export_uids(shards / STAGES["shards"].files["index"], Path(args.out))
+    print(f"{Path(args.out).resolve()}: {count:,} uids of {shards.resolve()} (DataComp subset, dtype u8,u8)")
 
 
 def demo_images_command(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from pipeline.image.download import DownloadOptions
 from pipeline.image.network import networks
 from pipeline.image.safety import SafetyConfig
 from pipeline.semantic.embedding import EmbedConfig
+from pipeline.semantic.score_filters import ScoreFilterConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig, eps_list
 from pipeline.spark.crawl import CrawlConfig
 from pipeline.spark.curate import TextCurationConfig
@@ -139,6 +140,14 @@ def safety_config(args: argparse.Namespace) -> SafetyConfig:
     if not 0 <= args.nsfw_threshold <= 1:
         raise UserInputError(f"--nsfw-threshold must be between 0 and 1, got {args.nsfw_threshold:g}")
     return SafetyConfig(nsfw_threshold=args.nsfw_threshold)
+
+
+def score_filter_config(args: argparse.Namespace) -> ScoreFilterConfig:
+    return ScoreFilterConfig(clip_score_min=args.clip_score_min, clip_score_top=args.clip_score_top,
+                             target_images=tuple(args.image_based), centroids=args.centroids,
+                             density_prune=args.density_prune, density_clusters=args.density_clusters,
+                             density_neighbours=args.density_neighbours, temperature=args.temperature,
+                             seed=args.seed, backend=args.backend)
 
 
 def long_tail_design(args: argparse.Namespace) -> LongTailDesign:

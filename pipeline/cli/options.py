@@ -19,6 +19,7 @@ from pipeline.image.safety import NSFW_THRESHOLD
 from pipeline.image.shards import SAMPLES_PER_SHARD
 from pipeline.semantic.backends import BACKENDS
 from pipeline.semantic.embedding import EmbedConfig
+from pipeline.semantic.score_filters import ScoreFilterConfig
 from pipeline.semantic.semdedup import AUTO, DedupConfig
 from pipeline.semantic.separation import MAX_FALSE_MERGE
 from pipeline.spark.crawl import CrawlConfig
@@ -164,6 +165,38 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
                         help=f"images whose NSFW score is at or above this are rejected (default {NSFW_THRESHOLD})")
 
 
+def add_score_filter_options(parser: argparse.ArgumentParser) -> None:
+    config = ScoreFilterConfig()
+    clip = parser.add_argument_group("CLIP score: the cosine of each image's and caption's embeddings (the embed "
+                                     "stage's model)")
+    clip.add_argument("--clip-score-min", type=float, metavar="S", help="keep samples scoring at least S")
+    clip.add_argument("--clip-score-top", type=float, metavar="F",
+                      help="keep the fraction F scoring highest (DataComp's best baselines: 0.3)")
+    target = parser.add_argument_group("DataComp's image-based filter")
+    target.add_argument("--image-based", nargs="+", default=[], metavar="TARGET_IMAGES",
+                        help="keep samples whose nearest k-means centroid is nearest to some image of this target "
+                             "set (ImageNet's training images in DataComp): folders, tar archives, list files or "
+                             "images")
+    target.add_argument("--centroids", type=int, default=config.centroids,
+                        help=f"k-means clusters of the pool's image embeddings (default {config.centroids})")
+    density = parser.add_argument_group("density-based pruning (Abbas et al. 2024)")
+    density.add_argument("--density-prune", type=float, metavar="F",
+                         help="keep the fraction F of what the filters before kept, pruning dense concept "
+                              "clusters most and each cluster's most prototypical samples first")
+    density.add_argument("--density-clusters", type=int, default=config.density_clusters,
+                         help=f"k-means concept clusters (default {config.density_clusters})")
+    density.add_argument("--density-neighbours", type=int, default=config.density_neighbours,
+                         help=f"nearest centroids a cluster's distance to the others averages over "
+                              f"(default {config.density_neighbours})")
+    density.add_argument("--temperature", type=float, default=config.temperature,
+                         help=f"of the softmax sharing the kept samples among clusters by their complexity "
+                              f"(default {config.temperature:g}; lower: more to complex clusters)")
+    parser.add_argument("--backend", choices=BACKENDS, default=config.backend,
+                        help="where k-means and the assignments run (default auto: faiss-gpu, else CUDA torch, "
+                             "else faiss-cpu)")
+    parser.add_argument("--seed", type=int, default=config.seed, help="seed of k-means' sample and start")
+
+
 def add_rebalance_options(parser: argparse.ArgumentParser) -> None:
     add_balance_options(parser)
     parser.add_argument("--eps", type=float,
@@ -247,6 +280,13 @@ def add_shard_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder of the webdataset shards")
     parser.add_argument("--samples-per-shard", type=int, default=SAMPLES_PER_SHARD)
     add_engine_options(parser)
+
+
+def add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run directory whose shards are exported")
+    parser.add_argument("--shards", help="the shards' folder, where jobs/write_shards.py --out put them "
+                                         "(default: DIR/shards)")
+    parser.add_argument("--out", required=True, metavar="FILE.npy", help="the subset file to write")
 
 
 def job_main(description: str, option_groups: list[Callable[[argparse.ArgumentParser], None]],

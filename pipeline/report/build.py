@@ -23,6 +23,7 @@ from pipeline.run.stages import IMAGE_STAGES, STAGES, TEXT_STAGES
 REPORT_DIR = "report"
 HTML = "index.html"
 NUMBERS = "report.json"
+SCORE_FILTER = STAGES["score_filter"]
 MIN_POOL_SHOWN = 20  # captions a language needs for its own entry curve in the report
 
 
@@ -172,6 +173,24 @@ def _dedup(run: Run, numbers: dict, examples: int) -> Section:
     return section
 
 
+def _score_filters(run: Run, numbers: dict) -> Section:
+    """What the score filters kept and why, with the kept size against the CLIP-score threshold."""
+    section = Section("Score filters")
+    manifest = run.manifests[SCORE_FILTER.folder]
+    decisions = run.table(SCORE_FILTER.folder, ["score", "kept", "reason"])
+    clusters = (pl.read_parquet(SCORE_FILTER.file(run.path, "clusters"))
+                if SCORE_FILTER.file(run.path, "clusters").is_file() else None)
+    numbers["score_filters"] = {key: manifest.get(key) for key in ("rows_in", "rows_out", "rejected", "threshold",
+                                                                   "image_based", "density")}
+    rejected = ", ".join(f"{reason}: {rows:,}" for reason, rows in sorted(manifest["rejected"].items())) or "none"
+    threshold = manifest.get("threshold")
+    section.note(f"{manifest['rows_out']:,} of {manifest['rows_in']:,} samples kept; rejected {rejected}."
+                 + (f" Least CLIP score kept: {threshold:.4f}." if threshold is not None else ""))
+    section.figure("score_filters.png", figures.score_filters(decisions["score"].to_numpy(), threshold, clusters),
+                   "kept size against the CLIP-score threshold; density pruning per cluster")
+    return section
+
+
 def _training(runs, numbers: dict) -> Section:
     section = Section("Training")
     curves = [(training.name, training.loss(), training.zero_shot()) for training in runs]
@@ -195,6 +214,8 @@ def build_sections(run: Run, train: list[Path] = (), examples: int = 12, seed: i
         sections.append(_matching(run, numbers, examples))
     if run.has(STAGES["validate"].folder) or run.has(STAGES["dedup"].folder):
         sections.append(_dedup(run, numbers, examples))
+    if run.has(SCORE_FILTER.folder):
+        sections.append(_score_filters(run, numbers))
     training = run.training_runs(list(train))
     if training:
         sections.append(_training(training, numbers))

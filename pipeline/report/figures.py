@@ -154,6 +154,31 @@ def cluster_sizes(groups: pl.DataFrame):
     return figure
 
 
+def score_filters(scores: np.ndarray, threshold: float | None, clusters: pl.DataFrame | None = None):
+    """Kept samples against the CLIP-score threshold (this run's marked); beside it, when density pruning ran, each
+    concept cluster's pruned share against its complexity."""
+    figure, axes = _figure(11 if clusters is not None else 6, 3.8, 2 if clusters is not None else 1)
+    axis = axes[0]
+    ordered = np.sort(np.asarray(scores, np.float64))
+    grid = np.linspace(ordered[0], ordered[-1], 50) if len(ordered) else np.zeros(0)
+    axis.plot(grid, len(ordered) - np.searchsorted(ordered, grid, side="left"), color="tab:blue")
+    if threshold is not None:
+        axis.axvline(threshold, color="tab:red", linestyle="--", label=f"this run: {threshold:.3f}")
+        axis.legend(fontsize=8)
+    axis.set_xlabel("least CLIP score kept (image-caption cosine)")
+    axis.set_ylabel("samples kept")
+    axis.set_title("kept size against the CLIP-score threshold")
+    if clusters is not None:
+        shown = clusters.filter(pl.col("size") > 0)
+        axes[1].scatter(shown["complexity"].to_numpy(), 1 - shown["kept"].to_numpy() / shown["size"].to_numpy(),
+                        s=12 + 60 * shown["size"].to_numpy() / max(1, shown["size"].max()), color="tab:purple")
+        axes[1].set_xlabel("cluster complexity (spread x distance to other clusters)")
+        axes[1].set_ylabel("share pruned")
+        axes[1].set_title("density-based pruning per concept cluster (dot: size)")
+    figure.tight_layout()
+    return figure
+
+
 def training_curves(runs: list[tuple[str, pl.DataFrame, pl.DataFrame]]):
     """Loss and, where evaluated while training, zero-shot top-1 against samples seen; one line per run."""
     with_zero_shot = any(len(zero_shot) for _, _, zero_shot in runs)

@@ -21,7 +21,7 @@ from pipeline import REPO
 from pipeline.errors import UserInputError
 from pipeline.run.directory import MANIFEST, REJECTS, read_manifest
 from pipeline.run.stages import STAGES, folder_order
-from pipeline.semantic.vectors import read_embedding_file
+from pipeline.semantic.vectors import read_embedding_columns
 
 INGEST, MATCH, COUNT, BALANCE = (STAGES[name] for name in ("ingest", "match", "count", "balance"))
 DOWNLOAD, VALIDATE, REBALANCE, EMBED, DEDUP, TRAIN = (STAGES[name] for name in
@@ -237,18 +237,28 @@ class Run:
                         found[wanted[key]] = archive.extractfile(member).read()
         return found
 
-    def embeddings(self, limit: int | None = None) -> tuple[list[str], np.ndarray]:
-        """uids and unit image embeddings of the embed stage (the first `limit` files' rows, when given)."""
-        files = sorted(EMBED.path(self.path).glob("part-*.parquet"))
-        uids, vectors = [], []
-        for path in files:
-            found, matrix = read_embedding_file(path)
+    def _vectors(self, columns: tuple[str, ...], limit: int | None) -> tuple[list[str], list[np.ndarray]]:
+        """uids and the named vector columns (float32) of the embed stage: the first `limit` files' rows."""
+        uids, parts = [], []
+        for path in sorted(EMBED.path(self.path).glob("part-*.parquet")):
+            found, matrices = read_embedding_columns(path, columns)
             uids.extend(found)
-            vectors.append(matrix)
+            parts.append(matrices)
             if limit is not None and len(uids) >= limit:
                 break
-        matrix = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
-        return uids[:limit], matrix[:limit]
+        if not parts:
+            return [], [np.zeros((0, 0), np.float32) for _ in columns]
+        return uids[:limit], [np.concatenate(column)[:limit] for column in zip(*parts)]
+
+    def embeddings(self, limit: int | None = None) -> tuple[list[str], np.ndarray]:
+        """uids and unit image embeddings of the embed stage (the first `limit` files' rows, when given)."""
+        uids, (image,) = self._vectors(("image",), limit)
+        return uids, image
+
+    def pair_embeddings(self, limit: int | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """uids with their image and caption embeddings from the embed stage (the first `limit`)."""
+        uids, (image, text) = self._vectors(("image", "text"), limit)
+        return uids, image, text
 
     def training_runs(self, extra: list[Path] = ()) -> list[TrainingRun]:
         """Training folders attached to the run (DIR/train, DIR/train/*) and any given."""

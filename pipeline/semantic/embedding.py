@@ -44,6 +44,13 @@ def load_embedder(name: str | None, pretrained: str | None = None, checkpoint: s
     return as_embedder(loaded)
 
 
+def image_embedder(config: EmbedConfig):
+    """A stage's model as a function of PIL images to float32 unit vectors (loaded where it is called: the
+    driver, for a few thousand reference images)."""
+    embedder = load_embedder(config.model, config.pretrained, config.checkpoint)
+    return lambda images: embed_images(embedder, images, config.batch_size).astype(np.float32)
+
+
 def as_embedder(loaded) -> Embedder:
     """An Embedder over a model already loaded (the trainer evaluates its own model while training)."""
     model = loaded.model

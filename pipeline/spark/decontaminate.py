@@ -26,7 +26,7 @@ from pipeline.image.evalset import EvalSet, read_eval_set
 from pipeline.run.directory import StageResult, run_stage
 from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream
 from pipeline.semantic.backends import choose_backend
-from pipeline.semantic.embedding import EmbedConfig
+from pipeline.semantic.embedding import EmbedConfig, image_embedder
 from pipeline.semantic.semdedup import assign
 from pipeline.semantic.separation import DISTINCT_IMAGES, MAX_FALSE_MERGE, cross_match_rate
 from pipeline.spark.embeddings import embedding_files, per_embedding_file, stacked, vectors_where
@@ -59,15 +59,6 @@ def _semantic_matcher(reference, threshold: float):
         return _match_batch(uids, [EvalMatch(row, int(nearest[row]), "semantic", float(similarity[row]))
                                    for row in np.flatnonzero(similarity > threshold)])
     return work
-
-
-def _embedder_of(embed_manifest: dict):
-    """The embed stage's model as a function of PIL images (loaded on the driver)."""
-    from pipeline.semantic.embedding import embed_images, load_embedder
-
-    model = EmbedConfig(**embed_manifest["config"])
-    embedder = load_embedder(model.model, model.pretrained, model.checkpoint)
-    return lambda images: embed_images(embedder, images, model.batch_size).astype(np.float32)
 
 
 def _semantic_matches(spark: SparkSession, run_dir: Path, embedded: int, evalset: EvalSet, threshold: float,
@@ -114,7 +105,7 @@ def run_decontaminate(spark: SparkSession, run_dir: Path, config: Decontaminatio
     run_dir = Path(run_dir)
     manifests = require_upstream(run_dir, DECONTAMINATE.name)
     embed = present_upstream(run_dir, DECONTAMINATE.name).get(EMBED.folder)
-    evalset = read_eval_set(config.eval, _embedder_of(embed) if embed else None)
+    evalset = read_eval_set(config.eval, image_embedder(EmbedConfig(**embed["config"])) if embed else None)
     inputs = fingerprints(manifests | ({EMBED.folder: embed} if embed else {}))
     stage_config = asdict(config) | {"eval_fingerprint": evalset.fingerprint, "seed": seed}
 

@@ -47,7 +47,15 @@ from pipeline.semantic.separation import (
     pair_similarities,
     separation_table,
 )
-from pipeline.spark.embeddings import as_bytes, embedding_files, per_embedding_file, stacked, vectors_where
+from pipeline.spark.embeddings import (
+    as_bytes,
+    embedded_kept,
+    embedding_files,
+    per_embedding_file,
+    sampled_vectors,
+    stacked,
+    vectors_where,
+)
 from pipeline.spark.outputs import ddl, reject_columns
 
 DEDUP, EMBED, VALIDATE = STAGES["dedup"], STAGES["embed"], STAGES["validate"]
@@ -71,15 +79,6 @@ def _dedup_clusters(eps_values: tuple[float, ...], backend: str):
                             table.column("cluster")[0].as_py(),
                             table.column("centroid_similarity").to_numpy(), eps_values, choose_backend(backend))
     return run
-
-
-def _embedded_uids(files: DataFrame) -> DataFrame:
-    """The uids the embed stage wrote (read without their vectors)."""
-    def run(batches):
-        for batch in batches:
-            for path in batch.column("path").to_pylist():
-                yield from pq.read_table(path, columns=["uid"]).to_batches()
-    return files.mapInArrow(run, ddl(_UIDS))
 
 
 def _drawn_uids(frame: DataFrame, fraction: float, seed: int) -> DataFrame:
@@ -130,11 +129,8 @@ def _semdedup_into(spark: SparkSession, files: DataFrame, kept: DataFrame, candi
                    eps_values: tuple[float, ...], out_dir: Path) -> dict:
     """SemDeDup of the kept images at eps_values into out_dir; returns what the manifest says of it."""
     fraction = min(1.0, config.clusters * POINTS_PER_CENTROID / candidates)
-    sample = vectors_where(files, lambda uids: uid_sample(uids, fraction, config.seed)).join(
-        kept, "uid", "left_semi").collect()
-    sample = sorted(sample, key=lambda row: row["uid"])  # the same sample in the same order every run
-    vectors = stacked(sample)
-    centroids = spherical_kmeans(vectors, min(config.clusters, len(sample)), config.seed,
+    vectors = sampled_vectors(files, kept, fraction, config.seed)
+    centroids = spherical_kmeans(vectors, min(config.clusters, len(vectors)), config.seed,
                                  backend=choose_backend(config.backend))
     centroids_broadcast = spark.sparkContext.broadcast(centroids)
     try:
@@ -146,7 +142,7 @@ def _semdedup_into(spark: SparkSession, files: DataFrame, kept: DataFrame, candi
     finally:
         centroids_broadcast.unpersist()
     np.save(out_dir / DEDUP.files["centroids"], centroids)
-    return {"clusters": len(centroids), "kmeans_sample": len(sample)}
+    return {"clusters": len(centroids), "kmeans_sample": len(vectors)}
 
 
 def _write_rejects(spark: SparkSession, out_dir: Path, eps: float) -> int:
@@ -176,8 +172,7 @@ def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bo
     def body(out_dir: Path) -> StageResult:
         files = embedding_files(spark, run_dir)
         validated = spark.read.parquet(str(VALIDATE.path(run_dir))).select("uid", "status", "duplicate_of")
-        kept = validated.filter(F.col("status") == "kept").select("uid").join(_embedded_uids(files), "uid",
-                                                                               "left_semi").cache()
+        kept = embedded_kept(files, validated).cache()
         try:
             candidates = kept.count()
             table = measure_separation(files, validated, candidates, config.clusters,

@@ -1,5 +1,6 @@
 """The final MetaCLIP balance over the samples that survived download, validation and, when the run has
-those stages, SemDeDup at one eps and decontamination (MetaCLIP balances last).
+those stages, SemDeDup at one eps and the filters (decontamination, safety, score filters; MetaCLIP balances
+last).
 
 Counts are recomputed over the survivors only, so an entry that lost images to failed downloads or
 duplicates gets a higher keep probability; the draws follow the same (seed, uid, entry_id) rule.
@@ -28,7 +29,8 @@ from pipeline.text.counting import counts_table, entry_languages
 
 REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (
     STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup"))
-FILTERS = tuple(STAGES[name] for name in ("decontaminate", "safety"))  # stages whose rejects rebalance leaves out
+# The stages whose rejects rebalance leaves out
+FILTERS = tuple(STAGES[name] for name in ("decontaminate", "safety", "score_filter"))
 
 
 def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float) -> DataFrame:

@@ -3,7 +3,6 @@ exactly after a kill, and meets bad input with clear errors or counted skips."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import math
@@ -23,16 +22,13 @@ from pipeline.clip.training.checkpoints import latest_checkpoint
 from pipeline.clip.training.loop import train
 from pipeline.clip.training.options import TrainConfig, ZeroShotEval
 from pipeline.errors import UserInputError
-from pipeline.experiments.image_server import ImageServer
-from pipeline.image.download import run_download, selection_from_urls
 from pipeline.run.stages import STAGES
 from pipeline.semantic.embedding import embed_images, load_embedder
-from tests.helpers import CIFAR_TEST_PER_CLASS, OPTIONS, REPO, SHARED, open_when_peer_opens, write_demo_shards
+from tests.helpers import CIFAR_TEST_PER_CLASS, LEARNS, REPO, SHARED, open_when_peer_opens, write_demo_shards
 
 CLASSES = REPO / "data" / "cifar10_classes.txt"
 TEST_IMAGES = SHARED / "images" / "cifar10_test.tar.gz"
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-LEARNS = dict(samples=9600, batch_size=32, lr=1e-3, warmup=20, workers=1, log_every=25, checkpoint_every=100)
 # The contrastive loss of a model that has learned nothing: ln(batch size), 3.47 for 32
 CHANCE_LOSS = math.log(LEARNS["batch_size"])
 
@@ -81,35 +77,12 @@ def test_tiny_model_learns_on_the_pipelines_shards_and_its_checkpoint_embeds(dem
     assert train(TrainConfig(shards=(str(shards),), **LEARNS), tmp_path / "train") == summary  # finished: skipped
 
 
-def class_balanced_cifar(folder: Path, per_class: int) -> dict[str, Path]:
-    files, counts = {}, {}
-    with tarfile.open(SHARED / "images" / "cifar10_train.tar.gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(".jpg"):
-                label = member.name.split("/")[1]
-                if counts.get(label, 0) < per_class:
-                    counts[label] = counts.get(label, 0) + 1
-                    path = folder / member.name.replace("/", "_")
-                    path.write_bytes(archive.extractfile(member).read())
-                    files[path.name] = path
-    return files
-
-
 @pytest.mark.real_data
-def test_tiny_model_learns_on_img2dataset_shards(cifar_test_subset, tmp_path):
-    files = class_balanced_cifar(tmp_path, per_class=60)
-    names = sorted(files)
-    with ImageServer(files) as server:
-        selection_from_urls(tmp_path / "run", [server.url("img", name) for name in names],
-                            [f"a photo of a {name.split('_')[1]} I took" for name in names])
-        # 150 a shard, not OPTIONS' 16: each img2dataset shard costs about a second more here, whatever its size
-        run_download(tmp_path / "run", dataclasses.replace(OPTIONS, number_sample_per_shard=150))
-    tars = sorted((tmp_path / "run" / "download").glob("*.tar"))
-    assert len(tars) == 4
-    summary = train(TrainConfig(shards=tuple(str(path) for path in tars), **{**LEARNS, "workers": 0}),
-                    tmp_path / "train")
+def test_tiny_model_learns_on_img2dataset_shards(cifar_checkpoint, cifar_test_subset):
+    train_dir, summary, tars = cifar_checkpoint
+    assert len(tars) == 4  # img2dataset's tars of the 600 photos, 150 a shard
     assert summary["skipped"] == {}
-    assert_learned(tmp_path / "train", summary, cifar_test_subset)
+    assert_learned(train_dir, summary, cifar_test_subset)
 
 
 RESUME = ["--samples", "640", "--batch-size", "16", "--workers", "0", "--checkpoint-every", "5", "--log-every", "5",

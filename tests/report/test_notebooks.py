@@ -68,6 +68,7 @@ def test_notebook_runs_top_to_bottom(path, runs, monkeypatch, tmp_path):
         assert pages.count("data:image/png;base64") >= 24  # thumbnails of the random draw at least
     if path.name.startswith("02"):
         assert "max_distance" in pages and "eps" in pages  # both dedup sweeps ran on this run's images
+        assert "clip_score_min" in pages and "density_prune" in pages  # and the score filters' sweeps
 
 
 def test_notebooks_run_on_a_run_without_images(runs, monkeypatch, tmp_path):
