@@ -76,7 +76,8 @@ def clip_scores(image: np.ndarray, text: np.ndarray) -> np.ndarray:
     scores = np.empty(len(image), np.float32)
     for start in range(0, len(image), ROWS_PER_BLOCK):
         block = slice(start, start + ROWS_PER_BLOCK)
-        scores[block] = np.einsum("ij,ij->i", image[block].astype(np.float32), text[block].astype(np.float32))
+        scores[block] = np.einsum("ij,ij->i", np.asarray(image[block], np.float32),  # no copy of float32 rows
+                                  np.asarray(text[block], np.float32))
     return scores
 
 
