@@ -43,7 +43,7 @@ _DECLARED = (  # pipeline order
     Stage("dedup", "dedup", ("embed", "validate"), "jobs/dedup.py", files={"centroids": "_centroids.npy"}),
     Stage("decontaminate", "decontaminate", ("validate",), "jobs/decontaminate.py", ("embed",)),
     Stage("safety", "safety", ("download", "validate"), "jobs/safety.py"),
-    Stage("score_filter", "score_filter", ("embed", "validate"), "jobs/score_filter.py",
+    Stage("score_filter", "score_filter", ("embed", "validate"), "jobs/score_filter.py", ("dedup",),
           files={"clusters": "_density_clusters.parquet"}),
     Stage("rebalance", "rebalance", ("balance", "validate", "count"), "jobs/rebalance.py",
           ("dedup", "decontaminate", "safety", "score_filter"),

@@ -155,6 +155,12 @@ def _write_rejects(spark: SparkSession, out_dir: Path, eps: float) -> int:
     return spark.read.parquet(str(out_dir / REJECTS)).count()
 
 
+def semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float) -> DataFrame:
+    """The uids SemDeDup removed at eps (the dedup stage's rejects say whose duplicates they are)."""
+    dedup = spark.read.parquet(str(DEDUP.path(run_dir)))
+    return dedup.filter((F.col("eps") == eps) & (F.col("status") == "removed")).select("uid")
+
+
 def run_dedup(spark: SparkSession, run_dir: Path, config: DedupConfig, force: bool = False) -> dict:
     """SemDeDup of the images validation kept, at the eps asked for or, with AUTO, at the one the separation
     table picks. The manifest's `eps` lists the eps computed (none when AUTO found none); the first is the

@@ -19,24 +19,38 @@ from pyspark.sql import functions as F
 
 from pipeline.errors import UserInputError
 from pipeline.run.directory import REJECTS, StageResult, run_stage
-from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream
+from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream, stale_inputs
 from pipeline.semantic.semdedup import chosen_eps
 from pipeline.spark.balance import balance_into, keep_probabilities_for
 from pipeline.spark.count import entry_counts
+from pipeline.spark.dedup import semantic_duplicates
 from pipeline.spark.outputs import materialize, work_dir
 from pipeline.text.balancing import BalanceConfig
 from pipeline.text.counting import counts_table, entry_languages
 
-REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP = (
-    STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup"))
+REBALANCE, BALANCE, COUNT, VALIDATE, DEDUP, SCORE_FILTER = (
+    STAGES[name] for name in ("rebalance", "balance", "count", "validate", "dedup", "score_filter"))
 # The stages whose rejects rebalance leaves out
 FILTERS = tuple(STAGES[name] for name in ("decontaminate", "safety", "score_filter"))
 
 
-def _semantic_duplicates(spark: SparkSession, run_dir: Path, eps: float) -> DataFrame:
-    """The uids SemDeDup removed at eps (the dedup stage's rejects say whose duplicates they are)."""
-    dedup = spark.read.parquet(str(DEDUP.path(run_dir)))
-    return dedup.filter((F.col("eps") == eps) & (F.col("status") == "removed")).select("uid")
+def _check_score_filter(run_dir: Path, present: dict[str, dict], applied: float | None) -> None:
+    """The score filter decided over SemDeDup's survivors at one eps (or before any dedup): balancing the survivors
+    of another would let samples it never scored through."""
+    manifest = present.get(SCORE_FILTER.folder)
+    if manifest is None:
+        return
+    changed = stale_inputs(run_dir, SCORE_FILTER.name)
+    if changed:
+        raise UserInputError(f"{run_dir}: {' and '.join(changed)} changed after the score filter ran; rerun "
+                             f"{SCORE_FILTER.job} first")
+    scored_at = manifest.get("dedup_eps")
+    if scored_at != applied:
+        where = "before any dedup stage" if scored_at is None else f"over SemDeDup's survivors at eps {scored_at:g}"
+        instead = "without the dedup stage" if applied is None else f"at eps {applied:g}"
+        advice = f"rebalance with --eps {scored_at:g} or rerun" if scored_at is not None and applied is not None \
+            else "rerun"
+        raise UserInputError(f"{run_dir}: the score filter ran {where}, not {instead}; {advice} {SCORE_FILTER.job}")
 
 
 def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps: float | None = None,
@@ -51,6 +65,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
     if dedup is None and eps is not None:
         raise UserInputError(f"{run_dir}: --eps needs a dedup stage; run {DEDUP.job} first")
     applied = None if dedup is None else chosen_eps(dedup["eps"], eps)
+    _check_score_filter(run_dir, present, applied)
     entry_table = pq.read_table(COUNT.file(run_dir, "counts"))
     entries = entry_table.column("entry").to_pylist()
     languages = entry_languages(entry_table)
@@ -65,7 +80,7 @@ def run_rebalance(spark: SparkSession, run_dir: Path, config: BalanceConfig, eps
         kept_uids = spark.read.parquet(str(VALIDATE.path(run_dir))).filter(F.col("status") == "kept").select("uid")
         taken_out = []
         if applied is not None:
-            taken_out.append(_semantic_duplicates(spark, run_dir, applied))
+            taken_out.append(semantic_duplicates(spark, run_dir, applied))
         taken_out += [spark.read.parquet(str(stage.path(run_dir) / REJECTS)).select("uid") for stage in filters]
         if taken_out:
             gone = materialize(reduce(DataFrame.union, taken_out).distinct().join(kept_uids, "uid", "left_semi"),

@@ -1,4 +1,5 @@
-"""Spark binding of the score filters (pipeline.semantic.score_filters) over the images validation kept.
+"""Spark binding of the score filters (pipeline.semantic.score_filters) over the images validation kept and, when
+the run has a dedup stage, SemDeDup kept at its own (first) eps: the paper prunes a deduplicated pool.
 
 1. A seeded draw of their image vectors comes to the driver, where k-means fits the image-based filter's and
    density pruning's centroids (FAISS, on a GPU when present); the target images are embedded there with the
@@ -28,7 +29,7 @@ from pyspark.sql import functions as F
 from pipeline.errors import UserInputError
 from pipeline.image.evalset import read_eval_set
 from pipeline.run.directory import StageResult, run_stage
-from pipeline.run.stages import STAGES, fingerprints, require_upstream
+from pipeline.run.stages import STAGES, fingerprints, present_upstream, require_upstream
 from pipeline.semantic.backends import choose_backend
 from pipeline.semantic.embedding import EmbedConfig, image_embedder
 from pipeline.semantic.score_filters import (
@@ -45,10 +46,11 @@ from pipeline.semantic.score_filters import (
     target_clusters,
 )
 from pipeline.semantic.semdedup import POINTS_PER_CENTROID, assign
+from pipeline.spark.dedup import semantic_duplicates
 from pipeline.spark.embeddings import embedded_kept, embedding_files, per_embedding_file, sampled_vectors
 from pipeline.spark.outputs import ddl, materialize, reason_counts, work_dir, write_rows_and_rejects
 
-SCORE_FILTER, EMBED, VALIDATE = (STAGES[name] for name in ("score_filter", "embed", "validate"))
+SCORE_FILTER, EMBED, VALIDATE, DEDUP = (STAGES[name] for name in ("score_filter", "embed", "validate", "dedup"))
 _SCORED = pa.schema([("uid", pa.string()), ("score", pa.float32()), ("target_cluster", pa.int32()),
                      ("cluster", pa.int32()), ("centroid_similarity", pa.float32())])
 DECISION_COLUMNS = ["uid", "score", "target_cluster", "cluster", "centroid_similarity", "kept", "reason"]
@@ -154,7 +156,9 @@ def run_score_filter(spark: SparkSession, run_dir: Path, config: ScoreFilterConf
     manifests = require_upstream(run_dir, SCORE_FILTER.name)
     if manifests[EMBED.folder]["rows_out"] == 0:
         raise UserInputError(f"{EMBED.path(run_dir)}: no embeddings to score (the run has no images)")
-    inputs = fingerprints(manifests)
+    dedup = present_upstream(run_dir, SCORE_FILTER.name).get(DEDUP.folder)
+    after_eps = dedup["eps"][0] if dedup and dedup["eps"] else None  # the dedup stage's own eps, as rebalance's default
+    inputs = fingerprints(manifests | ({DEDUP.folder: dedup} if dedup else {}))
     target = None
     if config.image_based:
         model = image_embedder(EmbedConfig(**manifests[EMBED.folder]["config"]))  # the pool's embedder
@@ -164,7 +168,10 @@ def run_score_filter(spark: SparkSession, run_dir: Path, config: ScoreFilterConf
     def body(out_dir: Path) -> StageResult:
         files = embedding_files(spark, run_dir)
         validated = spark.read.parquet(str(VALIDATE.path(run_dir))).select("uid", "status")
-        kept = materialize(embedded_kept(files, validated), work_dir(out_dir, "candidates"))
+        kept = embedded_kept(files, validated)
+        if after_eps is not None:  # the paper prunes what SemDeDup kept: duplicates would make clusters look dense
+            kept = kept.join(semantic_duplicates(spark, run_dir, after_eps), "uid", "left_anti")
+        kept = materialize(kept, work_dir(out_dir, "candidates"))
         scratch = work_dir(out_dir, "scored")
         try:
             candidates = kept.count()
@@ -186,7 +193,7 @@ def run_score_filter(spark: SparkSession, run_dir: Path, config: ScoreFilterConf
         finally:
             for name in ("candidates", "scored", "decided"):
                 shutil.rmtree(work_dir(out_dir, name), ignore_errors=True)
-        report["device"] = choose_backend(config.backend).label
+        report["device"], report["dedup_eps"] = choose_backend(config.backend).label, after_eps
         return StageResult(rows_in=candidates, rows_out=kept_rows, rejected=rejected, extra=report)
 
     return run_stage(run_dir, SCORE_FILTER.folder, asdict(config), inputs, body, force=force)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.errors import UserInputError
 from pipeline.experiments.image_server import ImageServer
 from pipeline.image.check import ImageLimits
 from pipeline.image.download import run_download
@@ -25,8 +26,10 @@ from pipeline.run.export import hex_uids
 from pipeline.run.stages import STAGES
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.score_filters import ScoreFilterConfig, clip_scores
+from pipeline.semantic.semdedup import DedupConfig
 from pipeline.semantic.vectors import read_embedding_columns
 from pipeline.spark.curate import TextCurationConfig, curate_text
+from pipeline.spark.dedup import run_dedup
 from pipeline.spark.embed import run_embed
 from pipeline.spark.rebalance import run_rebalance
 from pipeline.spark.score_filter import run_score_filter
@@ -193,16 +196,23 @@ def test_density_pruning_keeps_the_fraction_prunes_dense_clusters_most_and_is_se
 
 
 def test_the_decisions_reach_rebalance_the_shards_and_the_datacomp_export(spark, scored_pool, pool_run, tmp_path):
+    run_dedup(spark, pool_run, DedupConfig(eps=(0.05, 0.1), clusters=4, seed=0))
+    duplicates = {row["uid"] for row in pq.read_table(STAGES["dedup"].path(pool_run) / REJECTS).to_pylist()}
+    assert duplicates  # at eps 0.05, the dedup stage's own
     status, output = run_job_here("score_filter", "--run", str(pool_run), "--clip-score-top", "0.6",
                                   "--density-prune", "0.5", "--density-clusters", "8")
     assert status == 0, output
     assert "CLIP score threshold" in output and "density: clusters 8" in output
     rows = decisions(pool_run)
+    assert not duplicates & set(rows) and len(rows) == len(scored_pool.label) - len(duplicates)  # pruned after dedup
     reasons = {row["reason"] for row in rows.values()}
     assert reasons == {None, "low_clip_score", "pruned_dense"}
     kept = {uid for uid, row in rows.items() if row["kept"]}
     assert len(kept) == round(round(0.6 * len(rows)) * 0.5)  # each filter applies to what the one before kept
 
+    with pytest.raises(UserInputError, match=r"the score filter ran over SemDeDup's survivors at eps 0.05, not at "
+                                             r"eps 0.1; rebalance with --eps 0.05 or rerun jobs/score_filter.py"):
+        run_rebalance(spark, pool_run, BalanceConfig(t=1000, seed=0), eps=0.1)
     rebalance = run_rebalance(spark, pool_run, BalanceConfig(t=1000, seed=0))
     assert "score_filter" in rebalance["filters"] and rebalance["rows_out"] == len(kept)
     run_write_shards(spark, pool_run, STAGES["shards"].path(pool_run), samples_per_shard=64)
@@ -220,3 +230,6 @@ def test_the_decisions_reach_rebalance_the_shards_and_the_datacomp_export(spark,
     assert (page.parent / "score_filters.png").stat().st_size > 0 and "Score filters" in page.read_text()
     status, output = run_job_here("score_filter", "--run", str(pool_run), "--clip-score-top", "1.5")
     assert status == 2 and "--clip-score-top is a fraction of the samples: between 0 and 1, got 1.5" in output
+    run_dedup(spark, pool_run, DedupConfig(eps=(0.02,), clusters=4, seed=0))
+    with pytest.raises(UserInputError, match="dedup changed after the score filter ran; rerun jobs/score_filter.py"):
+        run_rebalance(spark, pool_run, BalanceConfig(t=1000, seed=0))
