@@ -172,7 +172,6 @@ def run_score_filter(spark: SparkSession, run_dir: Path, config: ScoreFilterConf
         if after_eps is not None:  # the paper prunes what SemDeDup kept: duplicates would make clusters look dense
             kept = kept.join(semantic_duplicates(spark, run_dir, after_eps), "uid", "left_anti")
         kept = materialize(kept, work_dir(out_dir, "candidates"))
-        scratch = work_dir(out_dir, "scored")
         try:
             candidates = kept.count()
             centroids = _fit(files, kept, candidates, config) if candidates else {}
@@ -180,7 +179,7 @@ def run_score_filter(spark: SparkSession, run_dir: Path, config: ScoreFilterConf
             try:
                 scored = materialize(files.mapInArrow(per_embedding_file(_scored(broadcast, config.backend),
                                                                          ("image", "text")), ddl(_SCORED))
-                                     .join(kept, "uid", "left_semi"), scratch)
+                                     .join(kept, "uid", "left_semi"), work_dir(out_dir, "scored"))
             finally:
                 broadcast.unpersist()
             decided, report, clusters = _decided(scored, config, centroids, target)
