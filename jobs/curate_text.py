@@ -6,4 +6,5 @@
 from pipeline.cli import commands, options
 
 if __name__ == "__main__":
-    options.job_main(__doc__, [options.add_pool_options, options.add_metadata_options, options.add_balance_options], commands.curate_text_command)
+    options.job_main(__doc__, [options.add_pool_options, options.add_metadata_options, options.add_balance_options],
+                     commands.curate_text_command)

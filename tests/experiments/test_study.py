@@ -1,6 +1,6 @@
 """The closed-loop study, small: a long-tailed pool of real CIFAR-10 photos through the pipeline's stages
-(the data job on the tests' Spark session), settings chosen on a held-out validation split, arms trained for the same samples and evaluated
-zero-shot on CIFAR-10's test set."""
+(the data job on the tests' Spark session), settings chosen on a held-out validation split, arms trained for the
+same samples and evaluated zero-shot on CIFAR-10's test set."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ BUDGET = 640  # samples each arm trains on: 20 steps of 32
 
 def study_command(run: Path, out_root: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.experiment", "--run", str(run), "--name", "small",
-            "--arms", *ARMS, "--budgets", str(BUDGET), "--sweep-samples", str(BUDGET), "--t-values", "2", "--seeds", "2",
+            "--arms", *ARMS, "--budgets", str(BUDGET), "--sweep-samples", str(BUDGET), "--t-values", "2",
+            "--seeds", "2",
             "--other-seeds", "1", "--reference-seeds", "1", "--batch-size", "32", "--warmup", "5", "--workers", "1",
             "--out-root", str(out_root), *extra]
 

@@ -50,7 +50,8 @@ def execute(path: Path, run: Path, run_b: Path, monkeypatch, folder: Path) -> li
     monkeypatch.setenv("METACURATE_RUN", str(run))
     monkeypatch.setenv("METACURATE_RUN_B", str(run_b))
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
     return outputs(notebook)
 
 

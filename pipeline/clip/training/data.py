@@ -77,7 +77,8 @@ class ShardStream(IterableDataset):
             raise UserInputError(f"{len(shards)} shards cannot feed {world_size} ranks x {workers} loader workers; "
                                  f"use fewer workers or more shards")
         self.shards, self.preprocess, self.tokenizer = list(shards), preprocess, tokenizer
-        self.batch_size, self.seed, self.rank, self.world_size, self.workers = batch_size, seed, rank, world_size, workers
+        self.batch_size, self.seed, self.rank = batch_size, seed, rank
+        self.world_size, self.workers = world_size, workers
         self.online_balance, self.shuffle_buffer = online_balance, shuffle_buffer
         self.positions = positions or {}
 

@@ -92,7 +92,8 @@ def parse_args(argv=None, description: str | None = None) -> tuple[TrainConfig, 
     config = TrainConfig(
         shards=tuple(args.shards), model=args.model, pretrained=args.pretrained, samples=args.samples,
         batch_size=args.batch_size, accum=args.accum, lr=args.lr, weight_decay=args.weight_decay,
-        warmup=args.warmup, workers=args.workers, shuffle_buffer=args.shuffle_buffer, precision=args.precision, compile=args.compile,
+        warmup=args.warmup, workers=args.workers, shuffle_buffer=args.shuffle_buffer, precision=args.precision,
+        compile=args.compile,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, online_balance=args.online_balance,
         seed=args.seed)
     return config, args
