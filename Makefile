@@ -26,7 +26,7 @@ MIN_PMI ?= 8
 # Captions beside the repo that the worldwide vocabularies mine their bigrams from (make metadata-worldwide)
 WORLDWIDE_CAPTIONS ?= $(foreach language,de fr cs,$(language)=../shared/data/captions/multilingual/multi30k_train.$(language).gz)
 
-.PHONY: install demo curate extract-crawl demo-crawl demo-worldwide images demo-images metadata metadata-worldwide train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
+.PHONY: install demo curate extract-crawl demo-crawl demo-worldwide images datacomp-subset demo-images metadata metadata-worldwide train evaluate experiment experiment-quick report notebooks browser test test-fast bench \
 	gpu-wheels gpu-check clean
 
 install: $(VENV)/.installed
@@ -44,13 +44,17 @@ demo: curate ## text curation of the sample pool with the shipped vocabulary, Sp
 curate: install ## the same on your pool: make curate POOL=... METADATA=... RUN=... T=...
 	$(SUBMIT) jobs/curate_text.py --pool $(POOL) --metadata $(METADATA) --out $(RUN) --t $(T)
 
-images: install ## the image side on a curated run: make images RUN=... SHARDS=... IMAGE_OPTIONS=... EMBED_OPTIONS=...
+images: install ## the image side on a curated run: make images RUN=... SHARDS=... IMAGE_OPTIONS=... EMBED_OPTIONS=... SCORE_OPTIONS=...
 	$(SUBMIT) jobs/download.py --run $(RUN)
 	$(SUBMIT) jobs/validate.py --run $(RUN) $(IMAGE_OPTIONS)
 	$(SUBMIT) jobs/embed.py --run $(RUN) $(EMBED_OPTIONS)
 	$(SUBMIT) jobs/dedup.py --run $(RUN) --eps auto $(DEDUP_OPTIONS)
+	$(if $(SCORE_OPTIONS),$(SUBMIT) jobs/score_filter.py --run $(RUN) $(SCORE_OPTIONS))
 	$(SUBMIT) jobs/rebalance.py --run $(RUN) --t $(T)
 	$(SUBMIT) jobs/write_shards.py --run $(RUN) --out $(or $(SHARDS),$(RUN)/shards)
+
+datacomp-subset: install ## a run's shards as a DataComp subset file: make datacomp-subset RUN=... SUBSET=subset.npy
+	$(PYTHON) jobs/export_uids.py --run $(RUN) --out $(or $(SUBSET),$(RUN)/subset.npy)
 
 CRAWL ?= data/crawl
 CRAWL_POOL ?= runs/crawl/pool
