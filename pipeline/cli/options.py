@@ -134,18 +134,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=embed.batch_size)
 
 
-def add_dedup_options(parser: argparse.ArgumentParser) -> None:
-    dedup = DedupConfig()
-    parser.add_argument("--eps", nargs="+", default=[dedup.eps],
-                        help="remove samples more similar than 1 - eps to a kept one; several values in one run, "
-                             f"or '{AUTO}' (the default): the largest eps whose false merges of distinct images stay "
-                             f"under {MAX_FALSE_MERGE:.0%}, measured against the duplicates validation found")
-    parser.add_argument("--clusters", type=int, default=dedup.clusters,
-                        help=f"k-means clusters (default {dedup.clusters})")
-    parser.add_argument("--backend", choices=BACKENDS, default=dedup.backend,
+def _add_kmeans_options(parser: argparse.ArgumentParser, config) -> None:
+    """Where a stage's k-means and vector arithmetic run, and its seed (defaults from its config)."""
+    parser.add_argument("--backend", choices=BACKENDS, default=config.backend,
                         help="where the vector arithmetic runs (default auto: faiss-gpu, else CUDA torch, "
                              "else faiss-cpu)")
-    parser.add_argument("--seed", type=int, default=dedup.seed)
+    parser.add_argument("--seed", type=int, default=config.seed,
+                        help="seed of the stage's draws (k-means' sample and start)")
+
+
+def add_dedup_options(parser: argparse.ArgumentParser) -> None:
+    dedup = DedupConfig()
+    parser.add_argument("--eps", nargs="+", default=[dedup.eps],  # help: %% is argparse's percent sign
+                        help="remove samples more similar than 1 - eps to a kept one; several values in one run, "
+                             f"or '{AUTO}' (the default): the largest eps whose false merges of distinct images stay "
+                             f"under {MAX_FALSE_MERGE:.0%}%, measured against the duplicates validation found")
+    parser.add_argument("--clusters", type=int, default=dedup.clusters,
+                        help=f"k-means clusters (default {dedup.clusters})")
+    _add_kmeans_options(parser, dedup)
 
 
 def add_decontaminate_options(parser: argparse.ArgumentParser) -> None:
@@ -191,10 +197,7 @@ def add_score_filter_options(parser: argparse.ArgumentParser) -> None:
     density.add_argument("--temperature", type=float, default=config.temperature,
                          help=f"of the softmax sharing the kept samples among clusters by their complexity "
                               f"(default {config.temperature:g}; lower: more to complex clusters)")
-    parser.add_argument("--backend", choices=BACKENDS, default=config.backend,
-                        help="where k-means and the assignments run (default auto: faiss-gpu, else CUDA torch, "
-                             "else faiss-cpu)")
-    parser.add_argument("--seed", type=int, default=config.seed, help="seed of k-means' sample and start")
+    _add_kmeans_options(parser, config)
 
 
 def add_rebalance_options(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,6 @@ from pipeline.run.stages import STAGES
 from pipeline.semantic.embedding import EmbedConfig
 from pipeline.semantic.score_filters import ScoreFilterConfig, clip_scores
 from pipeline.semantic.semdedup import DedupConfig
-from pipeline.semantic.vectors import read_embedding_columns
 from pipeline.spark.curate import TextCurationConfig, curate_text
 from pipeline.spark.dedup import run_dedup
 from pipeline.spark.embed import run_embed
@@ -95,18 +94,8 @@ def decisions(run: Path) -> dict[str, dict]:
     return {row["uid"]: row for row in pq.read_table(SCORE_FILTER.path(run)).to_pylist()}
 
 
-def embeddings(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    uids, images, texts = [], [], []
-    for path in sorted(EMBED.path(run).glob("part-*.parquet")):
-        found, (image, text) = read_embedding_columns(path, ("image", "text"))
-        uids += found
-        images.append(image)
-        texts.append(text)
-    return uids, np.concatenate(images), np.concatenate(texts)
-
-
 def test_clip_score_ranks_right_captions_first_and_the_top_half_is_mostly_right(spark, scored_pool, pool_run):
-    uids, image, text = embeddings(pool_run)
+    uids, image, text = Run(pool_run).pair_embeddings()
     right = np.array([uid in scored_pool.right for uid in uids])
     shuffled = np.random.default_rng(1).permutation(len(uids))
     same_images_right = clip_scores(image[right], text[right])
