@@ -85,3 +85,9 @@ def test_stage_jobs_run_alone_on_a_run_directory(tmp_path, local_run, spark):
         assert json.loads((out / stage / MANIFEST).read_text())["fingerprint"] == manifest["fingerprint"]
     balance = json.loads((out / "selection" / MANIFEST).read_text())
     assert balance["config"]["target_size"] == 3000 and abs(balance["rows_out"] - 3000) <= 3 * 3000 ** 0.5
+
+
+@pytest.mark.parametrize("job", sorted(path.stem for path in (REPO / "jobs").glob("*.py")))
+def test_every_job_prints_its_help(job):
+    status, output = run_job_here(job, "--help")
+    assert status == 0 and output.startswith("usage: "), output[-500:]
